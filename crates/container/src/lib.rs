@@ -1,0 +1,1 @@
+//! podrun-container
