@@ -1,8 +1,28 @@
 //! podrun-cgroups: host cgroup layout (v2 / v1 / hybrid), resources, OOM watch, stats,
 //! freeze, kill-all. Knows nothing of containers or pods.
+//!
+//! Hot path (create + apply + add_pid + destroy) is plain open/write/mkdir/rmdir on cgroupfs:
+//! no threads, no D-Bus, no re-reading of mountinfo.
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("cgroup: {0}")]
-    Other(String),
-}
+mod apply;
+mod cgroup;
+mod convert;
+mod error;
+mod freeze;
+mod fsio;
+mod layout;
+mod oom;
+pub mod plan;
+mod procself;
+mod resolve;
+mod stats;
+
+pub use cgroup::{Cgroup, Mode, Node};
+pub use convert::{
+    blkio_weight_to_io, device_rule, shares_to_weight, swap_to_v2, validate_page_size,
+};
+pub use error::{Error, Result};
+pub use layout::{detect, parse_mountinfo, Layout, V1_CONTROLLERS};
+pub use oom::OomWatcher;
+pub use procself::{parse_proc_cgroup, ProcCgroups};
+pub use stats::Stats;

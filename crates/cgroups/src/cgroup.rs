@@ -1,0 +1,440 @@
+//! The `Cgroup` handle: one leaf directory per hierarchy; create, join, list, destroy.
+
+use crate::error::{Error, Result};
+use crate::fsio;
+use crate::layout::Layout;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// One hierarchy's part of a cgroup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    /// The cgroup directory itself.
+    pub leaf: PathBuf,
+    /// The directory we nest under (hierarchy root or the caller's cgroup); never removed.
+    pub base: PathBuf,
+    /// How many trailing components of `leaf` (>= 1) we created and so remove on destroy.
+    pub owned: usize,
+}
+
+/// Which hierarchy kind the cgroup lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    V1,
+    V2,
+}
+
+/// A container's (or pod's) cgroup across all hierarchies. Serializable for state.json.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cgroup {
+    pub(crate) mode: Mode,
+    /// v1: controller -> node (co-mounted controllers share a leaf). Empty on v2.
+    #[serde(default)]
+    pub(crate) v1: BTreeMap<String, Node>,
+    /// v2: the cgroup; hybrid: its part in the cgroup2 hierarchy.
+    #[serde(default)]
+    pub(crate) unified: Option<Node>,
+}
+
+/// Max time destroy() waits for killed processes to leave.
+const EMPTY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sleep with a small exponential backoff (100µs .. 10ms).
+pub(crate) fn backoff(step: &mut u32) {
+    let us = (100u64 << (*step).min(7)).min(10_000);
+    *step += 1;
+    std::thread::sleep(Duration::from_micros(us));
+}
+
+impl Cgroup {
+    pub(crate) fn new_v2(n: Node) -> Cgroup {
+        Cgroup {
+            mode: Mode::V2,
+            v1: BTreeMap::new(),
+            unified: Some(n),
+        }
+    }
+
+    pub(crate) fn new_v1(v1: BTreeMap<String, Node>, unified: Option<Node>) -> Cgroup {
+        Cgroup {
+            mode: Mode::V1,
+            v1,
+            unified,
+        }
+    }
+
+    /// Resolve an OCI `linux.cgroupsPath`. Absolute ("/a/b") = below each hierarchy root.
+    /// Relative ("a/b") or empty (then `default_name`, e.g. "podrun/<id>") = nested under the
+    /// caller's own cgroup for each controller (from /proc/self/cgroup).
+    /// The systemd "slice:prefix:name" form is rejected with a clear error.
+    pub fn resolve(
+        layout: &Layout,
+        cgroups_path: Option<&str>,
+        default_name: &str,
+    ) -> Result<Cgroup> {
+        let me = crate::procself::read_self()?;
+        crate::resolve::resolve_with(layout, &me, cgroups_path, default_name, &|p: &Path| {
+            p.is_dir()
+        })
+    }
+
+    /// True when this is a pure cgroup v2 cgroup.
+    pub fn is_v2(&self) -> bool {
+        self.mode == Mode::V2
+    }
+
+    /// The hierarchy mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// v1 controller -> node.
+    pub fn v1_nodes(&self) -> &BTreeMap<String, Node> {
+        &self.v1
+    }
+
+    /// The cgroup2 node (v2, or the unified part of a hybrid cgroup).
+    pub fn unified_node(&self) -> Option<&Node> {
+        self.unified.as_ref()
+    }
+
+    /// Leaf directory of a v1 controller, if mounted.
+    pub fn v1_dir(&self, controller: &str) -> Option<&Path> {
+        self.v1.get(controller).map(|n| n.leaf.as_path())
+    }
+
+    /// The cgroup2 leaf directory, if any.
+    pub fn unified_dir(&self) -> Option<&Path> {
+        self.unified.as_ref().map(|n| n.leaf.as_path())
+    }
+
+    /// Distinct nodes (co-mounted v1 controllers counted once), v1 first then unified.
+    pub(crate) fn nodes(&self) -> Vec<&Node> {
+        let mut out: Vec<&Node> = Vec::with_capacity(self.v1.len() + 1);
+        for n in self.v1.values() {
+            if !out.iter().any(|o| o.leaf == n.leaf) {
+                out.push(n);
+            }
+        }
+        if let Some(u) = &self.unified {
+            out.push(u);
+        }
+        out
+    }
+
+    /// Every leaf directory (for diagnostics and tests).
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.nodes().iter().map(|n| n.leaf.clone()).collect()
+    }
+
+    /// The directory whose cgroup.procs is authoritative for listing processes.
+    pub(crate) fn procs_dir(&self) -> Option<&Path> {
+        if self.mode == Mode::V2 {
+            return self.unified_dir();
+        }
+        for c in [
+            "freezer", "pids", "memory", "cpu", "cpuacct", "devices", "blkio", "cpuset",
+        ] {
+            if let Some(d) = self.v1_dir(c) {
+                return Some(d);
+            }
+        }
+        self.v1
+            .values()
+            .next()
+            .map(|n| n.leaf.as_path())
+            .or(self.unified_dir())
+    }
+
+    /// mkdir -p in every hierarchy. v1 cpuset: copy cpus/mems from the parent at each new
+    /// level. v2: enable the parent's available controllers in cgroup.subtree_control at each
+    /// level. On failure everything created so far is removed again.
+    pub fn create(&self) -> Result<()> {
+        let r = self.create_inner();
+        if r.is_err() {
+            let _ = self.remove_dirs();
+        }
+        r
+    }
+
+    fn create_inner(&self) -> Result<()> {
+        for n in self.nodes() {
+            let is_cpuset = self.v1.get("cpuset").is_some_and(|c| c.leaf == n.leaf);
+            let is_unified = self.unified.as_ref().is_some_and(|u| u.leaf == n.leaf);
+            let rel = n.leaf.strip_prefix(&n.base).unwrap_or(Path::new(""));
+            let mut dir = n.base.clone();
+            for comp in rel.components() {
+                let parent = dir.clone();
+                dir.push(comp);
+                if is_unified {
+                    enable_subtree_controllers(&parent);
+                }
+                match std::fs::create_dir(&dir) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(fsio::dir_err(&dir, "mkdir", e)),
+                }
+                if is_cpuset {
+                    copy_cpuset_from_parent(&parent, &dir)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Move process `pid` (whole thread group) into the cgroup in every hierarchy.
+    pub fn add_pid(&self, pid: i32) -> Result<()> {
+        let v = pid.to_string();
+        for n in self.nodes() {
+            fsio::write(&n.leaf.join("cgroup.procs"), &v)?;
+        }
+        Ok(())
+    }
+
+    /// O_PATH|O_DIRECTORY fd of the v2 leaf, for clone3(CLONE_INTO_CGROUP). None on v1/hybrid.
+    pub fn v2_dir_fd(&self) -> Option<OwnedFd> {
+        if self.mode != Mode::V2 {
+            return None;
+        }
+        let dir = self.unified_dir()?;
+        open_dir_path(dir).ok()
+    }
+
+    /// All processes in the cgroup and its descendants (sorted, deduplicated).
+    pub fn pids(&self) -> Result<Vec<i32>> {
+        let Some(dir) = self.procs_dir() else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        collect_pids(dir, &mut out)?;
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Kill leftovers (SIGKILL), wait (bounded) until empty, rmdir the leaf (and child cgroups)
+    /// plus the parents we created. Idempotent; missing directories are fine.
+    pub fn destroy(&self) -> Result<()> {
+        let any_exists = self.nodes().iter().any(|n| n.leaf.is_dir());
+        if !any_exists {
+            return Ok(());
+        }
+        if !self.pids()?.is_empty() {
+            self.kill_all(libc::SIGKILL)?;
+            self.wait_empty(EMPTY_TIMEOUT)?;
+        }
+        self.remove_dirs()
+    }
+
+    /// Wait until no process is left in the cgroup.
+    pub fn wait_empty(&self, timeout: Duration) -> Result<()> {
+        let start = Instant::now();
+        let mut step = 0;
+        loop {
+            let pids = self.pids()?;
+            if pids.is_empty() {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                return Err(Error::Timeout {
+                    path: self.procs_dir().unwrap_or(Path::new("?")).to_path_buf(),
+                    what: format!("the cgroup to become empty (still has pids {pids:?})"),
+                });
+            }
+            backoff(&mut step);
+        }
+    }
+
+    /// rmdir child cgroups, the leaf, then owned parents (those may be shared: ignore busy).
+    pub(crate) fn remove_dirs(&self) -> Result<()> {
+        let mut first_err = None;
+        for n in self.nodes() {
+            if let Err(e) = rmdir_tree(&n.leaf) {
+                first_err.get_or_insert(e);
+                continue;
+            }
+            for d in crate::resolve::owned_dirs(n).into_iter().skip(1) {
+                match std::fs::remove_dir(&d) {
+                    Ok(()) => {}
+                    Err(e)
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(libc::ENOENT) | Some(libc::ENOTEMPTY) | Some(libc::EBUSY)
+                        ) =>
+                    {
+                        break; // shared parent still in use (or already gone)
+                    }
+                    Err(e) => {
+                        first_err.get_or_insert(fsio::dir_err(&d, "rmdir", e));
+                        break;
+                    }
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Open a directory with O_PATH|O_DIRECTORY|O_CLOEXEC.
+pub(crate) fn open_dir_path(dir: &Path) -> Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| Error::Dir {
+        path: dir.to_path_buf(),
+        op: "open",
+        source: io::Error::from_raw_os_error(libc::EINVAL),
+    })?;
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(fsio::dir_err(dir, "open", io::Error::last_os_error()));
+    }
+    // SAFETY: `fd` was just returned by open(2) and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
+    let f = dir.join("cgroup.procs");
+    match fsio::read_raw(&f) {
+        Ok(s) => out.extend(fsio::parse_pids(&f, &s)?),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::Read { path: f, source: e }),
+    }
+    for child in fsio::child_dirs(dir)? {
+        collect_pids(&child, out)?;
+    }
+    Ok(())
+}
+
+/// Remove a cgroup directory and all its child cgroups, deepest first. Missing = Ok.
+/// EBUSY right after processes exit is retried for a short, bounded time.
+fn rmdir_tree(dir: &Path) -> Result<()> {
+    for child in fsio::child_dirs(dir)? {
+        rmdir_tree(&child)?;
+    }
+    let start = Instant::now();
+    let mut step = 0;
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e)
+                if e.raw_os_error() == Some(libc::EBUSY)
+                    && start.elapsed() < Duration::from_secs(2) =>
+            {
+                backoff(&mut step);
+            }
+            Err(e) => return Err(fsio::dir_err(dir, "rmdir", e)),
+        }
+    }
+}
+
+/// v2: enable in `parent`'s cgroup.subtree_control every controller it has available but not
+/// yet enabled. Failures (no-internal-processes rule, threaded mode) are tolerated here; apply()
+/// reports a clear error if a controller that is actually needed ends up missing.
+fn enable_subtree_controllers(parent: &Path) {
+    let avail = match fsio::read_raw(&parent.join("cgroup.controllers")) {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    let enabled = fsio::read_raw(&parent.join("cgroup.subtree_control")).unwrap_or_default();
+    let want = missing_controllers(&avail, &enabled);
+    if want.is_empty() {
+        return;
+    }
+    let f = parent.join("cgroup.subtree_control");
+    let all = want
+        .iter()
+        .map(|c| format!("+{c}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if fsio::write_raw(&f, &all).is_ok() {
+        return;
+    }
+    for c in want {
+        if let Err(e) = fsio::write_raw(&f, &format!("+{c}")) {
+            tracing::debug!(file = %f.display(), controller = c, error = %e, "cannot enable controller");
+        }
+    }
+}
+
+/// Controllers listed in `available` but not in `enabled` (both space separated).
+pub(crate) fn missing_controllers<'a>(available: &'a str, enabled: &str) -> Vec<&'a str> {
+    let en: Vec<&str> = enabled.split_ascii_whitespace().collect();
+    available
+        .split_ascii_whitespace()
+        .filter(|c| !en.contains(c))
+        .collect()
+}
+
+/// v1 cpuset: a new cgroup starts with empty cpus/mems; copy the parent's so tasks can join.
+fn copy_cpuset_from_parent(parent: &Path, dir: &Path) -> Result<()> {
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        let mine = fsio::read(&dir.join(f))?;
+        if !mine.trim().is_empty() {
+            continue;
+        }
+        let theirs = fsio::read(&parent.join(f))?;
+        let v = theirs.trim();
+        if !v.is_empty() {
+            fsio::write(&dir.join(f), v)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_controllers_diff() {
+        assert_eq!(
+            missing_controllers("cpu io memory pids\n", "memory\n"),
+            vec!["cpu", "io", "pids"]
+        );
+        assert!(missing_controllers("hugetlb\n", "hugetlb\n").is_empty());
+        assert!(missing_controllers("", "").is_empty());
+    }
+
+    #[test]
+    fn serde_roundtrip() {
+        let cg = Cgroup::new_v2(Node {
+            leaf: "/sys/fs/cgroup/a/b".into(),
+            base: "/sys/fs/cgroup".into(),
+            owned: 2,
+        });
+        let s = serde_json::to_string(&cg).unwrap();
+        let back: Cgroup = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, cg);
+        assert!(s.contains("\"v2\""));
+    }
+
+    #[test]
+    fn nodes_dedup_comounted() {
+        let n = Node {
+            leaf: "/sys/fs/cgroup/cpu,cpuacct/x".into(),
+            base: "/sys/fs/cgroup/cpu,cpuacct".into(),
+            owned: 1,
+        };
+        let mut v1 = BTreeMap::new();
+        v1.insert("cpu".to_string(), n.clone());
+        v1.insert("cpuacct".to_string(), n);
+        let cg = Cgroup::new_v1(v1, None);
+        assert_eq!(cg.paths().len(), 1);
+        assert!(cg.v2_dir_fd().is_none());
+    }
+}

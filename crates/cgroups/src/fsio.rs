@@ -1,0 +1,118 @@
+//! Small, allocation-light helpers for cgroupfs file I/O with errors that name the file.
+
+use crate::error::{Error, Result};
+use std::fs::OpenOptions;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Write `value` to an existing cgroup file (never creates it), in one write(2).
+pub(crate) fn write(path: &Path, value: &str) -> Result<()> {
+    write_raw(path, value).map_err(|source| Error::Write {
+        path: path.to_path_buf(),
+        value: value.to_string(),
+        source,
+        hint: String::new(),
+    })
+}
+
+/// Like [`write`] but returns the raw io::Error so callers can add a hint.
+pub(crate) fn write_raw(path: &Path, value: &str) -> io::Result<()> {
+    let mut f = OpenOptions::new().write(true).open(path)?;
+    f.write_all(value.as_bytes())
+}
+
+/// Read a cgroup file to a string.
+pub(crate) fn read(path: &Path) -> Result<String> {
+    read_raw(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+pub(crate) fn read_raw(path: &Path) -> io::Result<String> {
+    let mut s = String::with_capacity(256);
+    std::fs::File::open(path)?.read_to_string(&mut s)?;
+    Ok(s)
+}
+
+pub(crate) fn parse_u64(path: &Path, s: &str) -> Result<u64> {
+    s.trim().parse::<u64>().map_err(|e| Error::Parse {
+        path: path.to_path_buf(),
+        content: s.trim().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Find `key value` in a flat-keyed file (memory.events, cpu.stat, memory.oom_control...).
+pub(crate) fn keyed_value(path: &Path, content: &str, key: &str) -> Result<Option<u64>> {
+    for line in content.lines() {
+        let mut it = line.split_ascii_whitespace();
+        if it.next() == Some(key) {
+            let v = it.next().unwrap_or("");
+            return parse_u64(path, v).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+/// Parse a cgroup.procs / tasks listing.
+pub(crate) fn parse_pids(path: &Path, content: &str) -> Result<Vec<i32>> {
+    content
+        .split_ascii_whitespace()
+        .map(|t| {
+            t.parse::<i32>().map_err(|e| Error::Parse {
+                path: path.to_path_buf(),
+                content: t.to_string(),
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn dir_err(path: &Path, op: &'static str, source: io::Error) -> Error {
+    Error::Dir {
+        path: path.to_path_buf(),
+        op,
+        source,
+    }
+}
+
+/// Sub-directories (child cgroups) of a cgroup directory. Missing dir = empty list.
+pub(crate) fn child_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(dir_err(dir, "readdir", e)),
+    };
+    let mut out = Vec::new();
+    for ent in rd {
+        let ent = ent.map_err(|e| dir_err(dir, "readdir", e))?;
+        if ent.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            out.push(ent.path());
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyed_values() {
+        let p = Path::new("memory.events");
+        let c = "low 0\nhigh 0\nmax 3\noom 1\noom_kill 2\noom_group_kill 0\n";
+        assert_eq!(keyed_value(p, c, "oom_kill").unwrap(), Some(2));
+        assert_eq!(keyed_value(p, c, "oom").unwrap(), Some(1));
+        assert_eq!(keyed_value(p, c, "nope").unwrap(), None);
+        assert!(keyed_value(p, "oom_kill x\n", "oom_kill").is_err());
+    }
+
+    #[test]
+    fn pids_parse() {
+        let p = Path::new("cgroup.procs");
+        assert_eq!(parse_pids(p, "1\n22\n333\n").unwrap(), vec![1, 22, 333]);
+        assert_eq!(parse_pids(p, "").unwrap(), Vec::<i32>::new());
+        assert!(parse_pids(p, "1\nabc\n").is_err());
+    }
+}
