@@ -6,7 +6,9 @@
 busybox_bin() {
 	local b
 	for b in /bin/busybox /usr/bin/busybox; do
-		if [ -x "$b" ] && file -L "$b" 2>/dev/null | grep -q 'statically linked'; then
+		[ -x "$b" ] || continue
+		# `file` tells static from dynamic; without it, trust the path.
+		if ! command -v file >/dev/null || file -L "$b" | grep -q 'statically linked'; then
 			echo "$b"
 			return 0
 		fi
