@@ -1,0 +1,156 @@
+//! cgroup limits on this hybrid host (v1 controllers + hugetlb-only cgroup2):
+//! relative cgroupsPath nested under the caller's cgroup, limits visible on
+//! the host and from inside, OOM kill, cleanup.
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::fs;
+
+fn read(p: &std::path::Path) -> String {
+    fs::read_to_string(p)
+        .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn memory_limit_host_and_inside() {
+    let mut c = Ctr::new("cg-memory");
+    c.resources(json!({"memory": {"limit": 67108864}}));
+    c.sh("grep :memory: /proc/self/cgroup; cat /sys/fs/cgroup/memory/memory.limit_in_bytes");
+    c.create();
+    let dir = c.cgroup_dir("memory");
+    assert!(
+        dir.starts_with("/sys/fs/cgroup/memory"),
+        "{}",
+        dir.display()
+    );
+    assert_eq!(read(&dir.join("memory.limit_in_bytes")), "67108864");
+    let pid = c.pid();
+    let procs = read(&dir.join("cgroup.procs"));
+    assert!(
+        procs.lines().any(|l| l == pid.to_string()),
+        "init {pid} not in {}: {procs}",
+        dir.display()
+    );
+    c.start();
+    c.wait_status("stopped");
+    let out = c.container_stdout();
+    let mut l = out.lines();
+    let line = l.next().unwrap_or("");
+    assert!(
+        line.ends_with(&c.cgroups_path),
+        "memory cgroup inside: {out}"
+    );
+    // nested under the caller's own memory cgroup
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap();
+    let own_mem = own
+        .lines()
+        .find(|l| l.contains(":memory:"))
+        .unwrap()
+        .splitn(3, ':')
+        .nth(2)
+        .unwrap();
+    assert!(
+        line.contains(own_mem.trim_end_matches('/')),
+        "not nested under {own_mem}: {out}"
+    );
+    assert_eq!(l.next(), Some("67108864"), "limit seen from inside: {out}");
+}
+
+#[test]
+fn pids_limit() {
+    let mut c = Ctr::new("cg-pids");
+    c.resources(json!({"pids": {"limit": 10}}));
+    c.sh("cat /sys/fs/cgroup/pids/pids.max; i=0; while [ $i -lt 20 ]; do sleep 1000 & i=$((i+1)); done; echo spawned; wait");
+    c.create();
+    assert_eq!(read(&c.cgroup_dir("pids").join("pids.max")), "10");
+    c.start();
+    // The shell gives up once fork fails; the cgroup remembers the peak.
+    poll("a refused fork", WAIT, || {
+        c.container_stderr().contains("fork").then_some(())
+    });
+    c.wait_status("stopped");
+    let peak: u32 = read(&c.cgroup_dir("pids").join("pids.peak"))
+        .parse()
+        .unwrap();
+    assert!(peak <= 10, "pids.peak {peak} above the limit");
+    let events = read(&c.cgroup_dir("pids").join("pids.events"));
+    let max_hits: u32 = events.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(max_hits > 0, "pids.events shows no refused fork: {events}");
+    assert_eq!(c.container_stdout().lines().next(), Some("10"));
+}
+
+#[test]
+fn cpu_quota_period_shares_and_cpuset() {
+    let mut c = Ctr::new("cg-cpu");
+    c.resources(
+        json!({"cpu": {"quota": 50000, "period": 100000, "shares": 512, "cpus": "0", "mems": "0"}}),
+    );
+    c.sh("grep Cpus_allowed_list /proc/self/status");
+    c.create();
+    let cpu = c.cgroup_dir("cpu");
+    assert_eq!(read(&cpu.join("cpu.cfs_quota_us")), "50000");
+    assert_eq!(read(&cpu.join("cpu.cfs_period_us")), "100000");
+    assert_eq!(read(&cpu.join("cpu.shares")), "512");
+    assert_eq!(read(&c.cgroup_dir("cpuset").join("cpuset.cpus")), "0");
+    c.start();
+    c.wait_status("stopped");
+    assert_eq!(
+        c.container_stdout().split_whitespace().nth(1),
+        Some("0"),
+        "{}",
+        c.container_stdout()
+    );
+}
+
+#[test]
+fn oom_kill_reports_137() {
+    let mut c = Ctr::new("cg-oom");
+    c.resources(json!({"memory": {"limit": 16777216, "swap": 16777216}}));
+    // tail buffers /dev/zero (no newline) until the OOM killer stops it.
+    c.args(&["tail", "/dev/zero"]);
+    let o = c.run();
+    assert_eq!(code(&o.status), 137, "{}", describe(&o));
+}
+
+#[test]
+fn every_hierarchy_gets_the_container_and_is_cleaned() {
+    let mut c = Ctr::new("cg-all");
+    c.start_sleeper();
+    let pid = c.pid().to_string();
+    for ctrl in [
+        "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "devices", "freezer",
+    ] {
+        let d = c.cgroup_dir(ctrl);
+        let procs = read(&d.join("cgroup.procs"));
+        assert!(
+            procs.lines().any(|l| l == pid),
+            "{ctrl}: init not in {}",
+            d.display()
+        );
+    }
+    c.kill("KILL");
+    c.wait_status("stopped");
+    c.delete();
+    let left = c.leftovers();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn devices_default_deny() {
+    let mut c = Ctr::new("cg-devices");
+    c.start_sleeper();
+    let list = read(&c.cgroup_dir("devices").join("devices.list"));
+    assert!(
+        !list.lines().any(|l| l == "a *:* rwm"),
+        "devices cgroup allows everything: {list}"
+    );
+    assert!(
+        list.lines().any(|l| l == "c 1:3 rwm"),
+        "/dev/null allowed: {list}"
+    );
+    let o = c.exec(&["sh", "-c", "echo x > /dev/null && echo NULL-OK"]);
+    assert_eq!(stdout(&o), "NULL-OK\n", "{}", describe(&o));
+}
