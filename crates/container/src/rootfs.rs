@@ -1,0 +1,799 @@
+//! The container's root filesystem, built inside its new mount namespace:
+//! root propagation, the rootfs bind, every spec mount (resolved safely under
+//! the rootfs), devices, then pivot_root and the final touches (masked and
+//! read-only paths, read-only root, sysctls). Follows runc's rootfs_linux.go.
+
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{open, OFlag};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::Mode;
+use nix::sys::statfs::statfs;
+use nix::unistd::{chdir, chroot, fchdir, pivot_root};
+use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
+
+use crate::devices;
+use crate::error::{Error, Result, SysContext};
+use crate::mounts::{
+    check_proc_mount, clean_destination, mount_containing, parse_mount_options,
+    parse_rootfs_propagation, read_mountinfo, secure_join, sysctl_path, validate_sysctl,
+    MountOptions,
+};
+
+/// Everything `prepare_rootfs`/`pivot_rootfs` need.
+pub struct RootfsOptions<'a> {
+    pub spec: &'a Spec,
+    /// Absolute host path of the root filesystem.
+    pub rootfs: &'a Path,
+    /// Bundle directory: relative bind sources are resolved against it.
+    pub bundle: &'a Path,
+    /// The container has its own user namespace (no mknod: bind devices).
+    pub in_new_userns: bool,
+    /// The container has its own cgroup namespace (mount cgroupfs directly).
+    pub new_cgroupns: bool,
+    /// chroot (after MS_MOVE) instead of pivot_root.
+    pub no_pivot: bool,
+}
+
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+fn mnt(
+    src: Option<&Path>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> nix::Result<()> {
+    mount(src, target, fstype, flags, data)
+}
+
+fn describe(m: &Mount, i: usize) -> String {
+    format!(
+        "mounts[{i}] ({} on {})",
+        m.typ().as_deref().unwrap_or("bind"),
+        m.destination().display()
+    )
+}
+
+/// See the module documentation and the crate's API notes.
+pub fn prepare_rootfs(o: &RootfsOptions) -> Result<()> {
+    let linux = o.spec.linux().as_ref();
+    let root_prop =
+        parse_rootfs_propagation(linux.and_then(|l| l.rootfs_propagation().as_deref()))?;
+    // 1. "/" slave (or as asked) so nothing we do propagates to the host.
+    let flag = if root_prop.is_empty() {
+        MsFlags::MS_SLAVE | MsFlags::MS_REC
+    } else {
+        root_prop
+    };
+    mnt(None, Path::new("/"), None, flag, None).ctx(|| "set propagation of /".into())?;
+    // 2. pivot_root refuses a shared parent mount.
+    make_parent_mount_private(o.rootfs)?;
+    // 3. The rootfs becomes a mount point of its own.
+    mnt(
+        Some(o.rootfs),
+        o.rootfs,
+        Some("bind"),
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )
+    .ctx(|| format!("bind-mount rootfs {} on itself", o.rootfs.display()))?;
+
+    // 4. The spec's mounts, in order.
+    let mounts: &[Mount] = o.spec.mounts().as_deref().unwrap_or(&[]);
+    let mut setup_dev = true;
+    for (i, m) in mounts.iter().enumerate() {
+        let opts = parse_mount_options(m.options().as_deref().unwrap_or(&[]));
+        let is_bind = opts.is_bind() || m.typ().as_deref() == Some("bind");
+        if is_bind && clean_destination(m.destination()) == Path::new("dev") {
+            setup_dev = false;
+        }
+        mount_entry(o, m, &opts, is_bind).map_err(|e| match e {
+            Error::InvalidSpec { .. } => e,
+            other => Error::Other(format!("{}: {other}", describe(m, i))),
+        })?;
+    }
+
+    // 5. /dev content.
+    if setup_dev {
+        let devs = devices::merged_devices(linux.and_then(|l| l.devices().as_ref()))?;
+        devices::create_devices(o.rootfs, &devs, o.in_new_userns)?;
+        devices::setup_ptmx(o.rootfs)?;
+        devices::setup_dev_symlinks(o.rootfs)?;
+        let shm = secure_join(o.rootfs, Path::new("dev/shm"))?;
+        std::fs::create_dir_all(&shm).map_err(|e| Error::io("create directory", shm, e))?;
+    }
+    Ok(())
+}
+
+/// pivot_root(2) into the rootfs and detach the old root (runc's fchdir
+/// trick: pivot_root(".", ".") then unmount "." after fchdir(old root)), or
+/// MS_MOVE + chroot when `no_pivot`. Leaves the cwd at "/", reopens stdio
+/// that pointed at the host's /dev/null, then applies rootfsPropagation.
+pub fn pivot_rootfs(o: &RootfsOptions) -> Result<()> {
+    chdir(o.rootfs).ctx(|| format!("chdir {}", o.rootfs.display()))?;
+    if o.no_pivot {
+        move_root(o.rootfs)?;
+    } else {
+        do_pivot(o.rootfs)?;
+    }
+    reopen_dev_null()?;
+    let linux = o.spec.linux().as_ref();
+    let prop = parse_rootfs_propagation(linux.and_then(|l| l.rootfs_propagation().as_deref()))?;
+    if !prop.is_empty() {
+        mnt(None, Path::new("/"), None, prop, None)
+            .ctx(|| "apply linux.rootfsPropagation to /".into())?;
+    }
+    Ok(())
+}
+
+fn do_pivot(rootfs: &Path) -> Result<()> {
+    let flags = OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+    let old = open("/", flags, Mode::empty()).ctx(|| "open /".into())?;
+    // SAFETY: `open` just returned this fd and nothing else owns it.
+    let old = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(old) };
+    let new = open(rootfs, flags, Mode::empty()).ctx(|| format!("open {}", rootfs.display()))?;
+    // SAFETY: as above.
+    let new = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(new) };
+    fchdir(new.as_raw_fd()).ctx(|| format!("fchdir {}", rootfs.display()))?;
+    pivot_root(".", ".").ctx(|| format!("pivot_root {}", rootfs.display()))?;
+    fchdir(old.as_raw_fd()).ctx(|| "fchdir old root".into())?;
+    // Unmounts below must not propagate anywhere.
+    mnt(
+        None,
+        Path::new("."),
+        None,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None,
+    )
+    .ctx(|| "make old root rslave".into())?;
+    umount2(".", MntFlags::MNT_DETACH).ctx(|| "unmount old root".into())?;
+    chdir("/").ctx(|| "chdir /".into())?;
+    Ok(())
+}
+
+/// runc's msMoveRoot: hide the host's full proc/sys mounts, move the rootfs
+/// over "/" and chroot into it.
+fn move_root(rootfs: &Path) -> Result<()> {
+    for m in read_mountinfo()? {
+        if m.root != Path::new("/")
+            || (m.fs_type != "proc" && m.fs_type != "sysfs")
+            || m.mount_point.starts_with(rootfs)
+        {
+            continue;
+        }
+        let p = &m.mount_point;
+        let _ = mnt(None, p, None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None);
+        match umount2(p, MntFlags::MNT_DETACH) {
+            Ok(()) => {}
+            Err(nix::Error::EINVAL) | Err(nix::Error::EPERM) => {
+                mnt(
+                    Some(Path::new("tmpfs")),
+                    p,
+                    Some("tmpfs"),
+                    MsFlags::empty(),
+                    None,
+                )
+                .ctx(|| format!("cover {} with tmpfs", p.display()))?;
+            }
+            Err(e) => return Err(Error::sys(format!("unmount {}", p.display()), e)),
+        }
+    }
+    mnt(Some(rootfs), Path::new("/"), None, MsFlags::MS_MOVE, None)
+        .ctx(|| format!("move {} to /", rootfs.display()))?;
+    chroot(".").ctx(|| "chroot".into())?;
+    chdir("/").ctx(|| "chdir /".into())?;
+    Ok(())
+}
+
+/// If stdio points at the host's /dev/null, reopen the container's.
+fn reopen_dev_null() -> Result<()> {
+    let Ok(null) = nix::sys::stat::stat("/dev/null") else {
+        return Ok(());
+    };
+    if null.st_mode & libc::S_IFMT != libc::S_IFCHR {
+        return Ok(());
+    }
+    for fd in 0..3 {
+        let Ok(st) = nix::sys::stat::fstat(fd) else {
+            continue;
+        };
+        if st.st_rdev == null.st_rdev && st.st_mode & libc::S_IFMT == libc::S_IFCHR {
+            let f = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
+                .ctx(|| "open /dev/null".into())?;
+            // SAFETY: dup3 on two valid descriptors; `f` is closed right after.
+            let r = unsafe { libc::dup3(f, fd, 0) };
+            let _ = nix::unistd::close(f);
+            if r < 0 {
+                return Err(Error::sys(
+                    format!("dup /dev/null to fd {fd}"),
+                    nix::Error::last(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// After the pivot: /dev back to read-only if asked, read-only root,
+/// sysctls, readonlyPaths, then maskedPaths (runc's order).
+pub fn finalize_rootfs(spec: &Spec) -> Result<()> {
+    for m in spec.mounts().as_deref().unwrap_or(&[]) {
+        if clean_destination(m.destination()) != Path::new("dev") {
+            continue;
+        }
+        let o = parse_mount_options(m.options().as_deref().unwrap_or(&[]));
+        if o.flags.contains(MsFlags::MS_RDONLY) && !o.is_bind() {
+            remount(Path::new("/dev"), o.flags | MsFlags::MS_REMOUNT)?;
+        }
+    }
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        remount(
+            Path::new("/"),
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        )?;
+    }
+    let linux = spec.linux().as_ref();
+    if let Some(sysctl) = linux.and_then(|l| l.sysctl().as_ref()) {
+        let mut keys: Vec<&String> = sysctl.keys().collect();
+        keys.sort();
+        for k in keys {
+            validate_sysctl(k, |t| has_new_namespace(spec, t))?;
+            let p = sysctl_path(k);
+            std::fs::write(&p, sysctl[k].as_bytes()).map_err(|e| Error::InvalidSpec {
+                field: format!("linux.sysctl[{k}]"),
+                msg: format!("write {}: {e}", p.display()),
+            })?;
+        }
+    }
+    for p in linux
+        .and_then(|l| l.readonly_paths().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        readonly_path(Path::new(p))?;
+    }
+    for p in linux
+        .and_then(|l| l.masked_paths().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        mask_path(Path::new(p))?;
+    }
+    Ok(())
+}
+
+/// Does the spec ask for a namespace of this type ("ipc", "network", "uts")?
+/// An entry with a `path` joins an existing namespace, which still is not
+/// the host's, so it counts too.
+fn has_new_namespace(spec: &Spec, name: &str) -> bool {
+    let want = match name {
+        "ipc" => LinuxNamespaceType::Ipc,
+        "network" => LinuxNamespaceType::Network,
+        "uts" => LinuxNamespaceType::Uts,
+        _ => return false,
+    };
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .map(|ns| ns.iter().any(|n| n.typ() == want))
+        .unwrap_or(false)
+}
+
+/// Statfs flags that a less privileged mount namespace may not drop.
+fn locked_flags(path: &Path) -> MsFlags {
+    match statfs(path) {
+        Ok(s) => {
+            let f = s.flags().bits() as u64;
+            let keep = (libc::MS_NOSUID
+                | libc::MS_NODEV
+                | libc::MS_NOEXEC
+                | libc::MS_NOATIME
+                | libc::MS_NODIRATIME
+                | libc::MS_RELATIME
+                | libc::MS_RDONLY) as u64;
+            MsFlags::from_bits_truncate((f & keep) as libc::c_ulong)
+        }
+        Err(_) => MsFlags::empty(),
+    }
+}
+
+/// mount(MS_REMOUNT|flags); on EPERM retry with the flags the kernel locked
+/// (nosuid, nodev, ... inherited in user namespaces), like runc.
+fn remount(target: &Path, flags: MsFlags) -> Result<()> {
+    match mnt(None, target, None, flags, None) {
+        Ok(()) => Ok(()),
+        Err(nix::Error::EPERM) => {
+            let f = flags | locked_flags(target);
+            mnt(None, target, None, f, None).ctx(|| format!("remount {}", target.display()))
+        }
+        Err(e) => Err(Error::sys(format!("remount {}", target.display()), e)),
+    }
+}
+
+/// Bind `path` on itself and remount it read-only (missing paths are fine).
+pub fn readonly_path(path: &Path) -> Result<()> {
+    match mnt(
+        Some(path),
+        path,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    ) {
+        Ok(()) => {}
+        Err(nix::Error::ENOENT) => return Ok(()),
+        Err(e) => {
+            return Err(Error::sys(
+                format!("linux.readonlyPaths: bind {}", path.display()),
+                e,
+            ))
+        }
+    }
+    let keep = locked_flags(path) & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
+    mnt(
+        Some(path),
+        path,
+        None,
+        keep | MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None,
+    )
+    .ctx(|| format!("linux.readonlyPaths: remount {} read-only", path.display()))
+}
+
+/// Hide `path`: /dev/null over a file, a read-only tmpfs over a directory.
+pub fn mask_path(path: &Path) -> Result<()> {
+    match mnt(
+        Some(Path::new("/dev/null")),
+        path,
+        None,
+        MsFlags::MS_BIND,
+        None,
+    ) {
+        Ok(()) | Err(nix::Error::ENOENT) => Ok(()),
+        Err(nix::Error::ENOTDIR) => mnt(
+            Some(Path::new("tmpfs")),
+            path,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            None,
+        )
+        .ctx(|| format!("linux.maskedPaths: tmpfs over {}", path.display())),
+        Err(e) => Err(Error::sys(
+            format!("linux.maskedPaths: mask {}", path.display()),
+            e,
+        )),
+    }
+}
+
+/// pivot_root fails when the parent mount of the new root is shared.
+fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
+    let infos = read_mountinfo()?;
+    let parent = rootfs.parent().unwrap_or(Path::new("/"));
+    if let Some(m) = mount_containing(&infos, parent) {
+        if m.is_shared() {
+            mnt(None, &m.mount_point, None, MsFlags::MS_PRIVATE, None)
+                .ctx(|| format!("make {} private", m.mount_point.display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn mkdir_all(p: &Path) -> Result<()> {
+    std::fs::create_dir_all(p).map_err(|e| Error::io("create mount point", p, e))
+}
+
+/// Create `target` as a directory, refusing an existing non-directory.
+fn ensure_dir(target: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(target) {
+        Ok(md) if md.is_dir() => Ok(()),
+        Ok(_) => Err(Error::Other(format!(
+            "mount point {} exists and is not a directory",
+            target.display()
+        ))),
+        Err(_) => mkdir_all(target),
+    }
+}
+
+fn ensure_file(target: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(target).is_ok() {
+        return Ok(());
+    }
+    if let Some(parent) = target.parent() {
+        mkdir_all(parent)?;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(target)
+        .map(|_| ())
+        .map_err(|e| Error::io("create mount point", target, e))
+}
+
+fn mount_entry(o: &RootfsOptions, m: &Mount, opts: &MountOptions, is_bind: bool) -> Result<()> {
+    let fstype = m.typ().as_deref().unwrap_or("");
+    let target = secure_join(o.rootfs, &clean_destination(m.destination()))?;
+    let source = m.source().clone().unwrap_or_default();
+    let data = opts.data_string();
+
+    if is_bind {
+        let src = if source.is_absolute() {
+            source
+        } else {
+            o.bundle.join(source)
+        };
+        let src_is_proc = statfs(&src)
+            .map(|s| s.filesystem_type().0 as i64 == PROC_SUPER_MAGIC)
+            .unwrap_or(false);
+        check_proc_mount(o.rootfs, &target, fstype, true, src_is_proc)?;
+        bind_mount(&src, &target, opts)?;
+    } else {
+        check_proc_mount(o.rootfs, &target, fstype, false, false)?;
+        match fstype {
+            "proc" => {
+                ensure_dir(&target)?;
+                mnt(
+                    Some(Path::new("proc")),
+                    &target,
+                    Some("proc"),
+                    opts.flags,
+                    data.as_deref(),
+                )
+                .ctx(|| format!("mount proc on {}", target.display()))?;
+            }
+            "sysfs" => {
+                ensure_dir(&target)?;
+                match mnt(
+                    Some(Path::new("sysfs")),
+                    &target,
+                    Some("sysfs"),
+                    opts.flags,
+                    data.as_deref(),
+                ) {
+                    Ok(()) => {}
+                    // No network namespace of our own in a user namespace:
+                    // the kernel refuses a new sysfs, bind the host's.
+                    Err(nix::Error::EPERM) | Err(nix::Error::EBUSY) => {
+                        let mut b = opts.clone();
+                        b.flags |= MsFlags::MS_BIND | MsFlags::MS_REC;
+                        bind_mount(Path::new("/sys"), &target, &b)?;
+                    }
+                    Err(e) => {
+                        return Err(Error::sys(
+                            format!("mount sysfs on {}", target.display()),
+                            e,
+                        ))
+                    }
+                }
+            }
+            "mqueue" => {
+                ensure_dir(&target)?;
+                match mnt(
+                    Some(Path::new("mqueue")),
+                    &target,
+                    Some("mqueue"),
+                    opts.flags,
+                    data.as_deref(),
+                ) {
+                    Ok(()) => {}
+                    Err(nix::Error::EPERM) | Err(nix::Error::EBUSY) => {
+                        let mut b = opts.clone();
+                        b.flags |= MsFlags::MS_BIND;
+                        bind_mount(Path::new("/dev/mqueue"), &target, &b)?;
+                    }
+                    Err(e) => {
+                        return Err(Error::sys(
+                            format!("mount mqueue on {}", target.display()),
+                            e,
+                        ))
+                    }
+                }
+            }
+            "tmpfs" => {
+                ensure_dir(&target)?;
+                if opts.tmpcopyup {
+                    tracing::warn!(dest = %m.destination().display(), "tmpcopyup is not supported; mounting an empty tmpfs");
+                }
+                let src = if source.as_os_str().is_empty() {
+                    PathBuf::from("tmpfs")
+                } else {
+                    source
+                };
+                mnt(
+                    Some(&src),
+                    &target,
+                    Some("tmpfs"),
+                    opts.flags,
+                    data.as_deref(),
+                )
+                .ctx(|| format!("mount tmpfs on {}", target.display()))?;
+            }
+            "cgroup" => mount_cgroup(o, &target, opts)?,
+            "cgroup2" => mount_cgroup2(&target, opts)?,
+            "" => {
+                return Err(Error::spec(
+                    format!("mounts ({})", m.destination().display()),
+                    "type is required unless the options contain bind or rbind",
+                ))
+            }
+            other => {
+                ensure_dir(&target)?;
+                let src = if source.as_os_str().is_empty() {
+                    PathBuf::from(other)
+                } else {
+                    source
+                };
+                mnt(
+                    Some(&src),
+                    &target,
+                    Some(other),
+                    opts.flags,
+                    data.as_deref(),
+                )
+                .ctx(|| format!("mount {other} {} on {}", src.display(), target.display()))?;
+            }
+        }
+    }
+    for p in &opts.propagation {
+        mnt(None, &target, None, *p, None)
+            .ctx(|| format!("set propagation of {}", target.display()))?;
+    }
+    if opts.rec_set != 0 || opts.rec_clear != 0 {
+        mount_setattr_recursive(&target, opts.rec_set, opts.rec_clear)?;
+    }
+    Ok(())
+}
+
+/// Bind `src` on `target` (creating a dir or file like the source), then
+/// remount with the requested flags (ro, nosuid, ...).
+fn bind_mount(src: &Path, target: &Path, opts: &MountOptions) -> Result<()> {
+    let md = std::fs::metadata(src).map_err(|e| Error::io("bind mount source", src, e))?;
+    if md.is_dir() {
+        ensure_dir(target)?;
+    } else {
+        ensure_file(target)?;
+    }
+    let bind = opts.flags & (MsFlags::MS_BIND | MsFlags::MS_REC) | MsFlags::MS_BIND;
+    mnt(Some(src), target, None, bind, None)
+        .ctx(|| format!("bind-mount {} on {}", src.display(), target.display()))?;
+    let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    if !extra.is_empty() {
+        remount(target, opts.flags | MsFlags::MS_BIND | MsFlags::MS_REMOUNT)?;
+    }
+    Ok(())
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+fn mount_setattr_recursive(target: &Path, set: u64, clear: u64) -> Result<()> {
+    let c = std::ffi::CString::new(crate::mounts::path_bytes(target))
+        .map_err(|_| Error::Other(format!("path {} contains a NUL byte", target.display())))?;
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: valid NUL-terminated path and a properly sized mount_attr
+    // that lives across the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_RECURSIVE as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        return Err(Error::sys(
+            format!("mount_setattr (recursive options) on {}", target.display()),
+            nix::Error::last(),
+        ));
+    }
+    Ok(())
+}
+
+fn host_is_cgroup2() -> bool {
+    statfs("/sys/fs/cgroup")
+        .map(|s| s.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC)
+        .unwrap_or(false)
+}
+
+/// /proc/self/cgroup lines: (controllers, path).
+fn self_cgroups() -> Result<Vec<(Vec<String>, PathBuf)>> {
+    let p = "/proc/self/cgroup";
+    let text = std::fs::read_to_string(p).map_err(|e| Error::io("read", p, e))?;
+    Ok(parse_proc_cgroup(&text))
+}
+
+/// Parse /proc/<pid>/cgroup into (controller list, path) pairs.
+pub fn parse_proc_cgroup(text: &str) -> Vec<(Vec<String>, PathBuf)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let _id = it.next()?;
+            let ctrls = it.next()?;
+            let path = it.next()?;
+            let c = if ctrls.is_empty() {
+                vec![]
+            } else {
+                ctrls.split(',').map(String::from).collect()
+            };
+            Some((c, PathBuf::from(path)))
+        })
+        .collect()
+}
+
+/// Controllers named by a v1 cgroup mount's super options.
+fn v1_controllers(super_options: &str) -> Vec<String> {
+    let mut v: Vec<String> = super_options
+        .split(',')
+        .filter(|o| {
+            !matches!(
+                *o,
+                "rw" | "ro" | "xattr" | "noprefix" | "clone_children" | "cpuset_v2_mode"
+            ) && !o.starts_with("release_agent=")
+        })
+        .map(String::from)
+        .collect();
+    v.sort();
+    v
+}
+
+/// cgroup v1 (host not unified): a tmpfs at the destination and one entry
+/// per hierarchy: the cgroupfs itself in a new cgroup namespace, otherwise a
+/// bind of the container's own cgroup directory. Combined hierarchies get
+/// symlinks (cpu -> cpu,cpuacct).
+fn mount_cgroup(o: &RootfsOptions, target: &Path, opts: &MountOptions) -> Result<()> {
+    if host_is_cgroup2() {
+        return mount_cgroup2(target, opts);
+    }
+    ensure_dir(target)?;
+    let base = MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    mnt(
+        Some(Path::new("tmpfs")),
+        target,
+        Some("tmpfs"),
+        base,
+        Some("mode=755"),
+    )
+    .ctx(|| format!("mount tmpfs for cgroups on {}", target.display()))?;
+    let own = self_cgroups()?;
+    let sub_flags = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC);
+    for m in read_mountinfo()? {
+        if m.fs_type != "cgroup" {
+            continue;
+        }
+        // Only the host's hierarchies, not ones we mounted in the rootfs.
+        if m.mount_point.starts_with(o.rootfs) {
+            continue;
+        }
+        let Some(name) = m.mount_point.file_name() else {
+            continue;
+        };
+        let dest = target.join(name);
+        let ctrls = v1_controllers(&m.super_options);
+        mkdir_all(&dest)?;
+        if o.new_cgroupns {
+            let data = ctrls.join(",");
+            mnt(
+                Some(Path::new("cgroup")),
+                &dest,
+                Some("cgroup"),
+                sub_flags,
+                Some(&data),
+            )
+            .ctx(|| format!("mount cgroup {data} on {}", dest.display()))?;
+        } else {
+            let path = own
+                .iter()
+                .find(|(c, _)| {
+                    let mut c = c.clone();
+                    c.sort();
+                    c == ctrls
+                })
+                .map(|(_, p)| p.clone())
+                .unwrap_or_else(|| PathBuf::from("/"));
+            let rel = path.strip_prefix(&m.root).unwrap_or(Path::new(""));
+            let src = m.mount_point.join(rel);
+            let mut b = opts.clone();
+            b.flags = sub_flags | MsFlags::MS_BIND | MsFlags::MS_REC;
+            b.propagation.clear();
+            bind_mount(&src, &dest, &b)?;
+        }
+        // cpu,cpuacct -> links "cpu" and "cpuacct".
+        let joined = name.to_string_lossy().to_string();
+        if joined.contains(',') {
+            for c in joined.split(',') {
+                let link = target.join(c);
+                if std::fs::symlink_metadata(&link).is_err() {
+                    std::os::unix::fs::symlink(&joined, &link)
+                        .map_err(|e| Error::io("symlink", link, e))?;
+                }
+            }
+        }
+    }
+    if opts.flags.contains(MsFlags::MS_RDONLY) {
+        remount(
+            target,
+            base | MsFlags::MS_RDONLY | MsFlags::MS_BIND | MsFlags::MS_REMOUNT,
+        )?;
+    }
+    Ok(())
+}
+
+/// cgroup2 at the destination; where the kernel refuses (no cgroup namespace
+/// in a user namespace) bind the container's own cgroup directory instead.
+fn mount_cgroup2(target: &Path, opts: &MountOptions) -> Result<()> {
+    ensure_dir(target)?;
+    let flags = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC);
+    match mnt(
+        Some(Path::new("cgroup2")),
+        target,
+        Some("cgroup2"),
+        flags,
+        opts.data_string().as_deref(),
+    ) {
+        Ok(()) => Ok(()),
+        Err(nix::Error::EPERM) | Err(nix::Error::EBUSY) => {
+            let own = self_cgroups()?;
+            let path = own
+                .iter()
+                .find(|(c, _)| c.is_empty())
+                .map(|(_, p)| p.clone())
+                .unwrap_or_else(|| PathBuf::from("/"));
+            let host = if host_is_cgroup2() {
+                PathBuf::from("/sys/fs/cgroup")
+            } else {
+                PathBuf::from("/sys/fs/cgroup/unified")
+            };
+            let src = host.join(path.strip_prefix("/").unwrap_or(&path));
+            let mut b = opts.clone();
+            b.flags = flags | MsFlags::MS_BIND | MsFlags::MS_REC;
+            b.propagation.clear();
+            bind_mount(&src, target, &b)
+        }
+        Err(e) => Err(Error::sys(
+            format!("mount cgroup2 on {}", target.display()),
+            e,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_cgroup_parsing() {
+        let v = parse_proc_cgroup("4:memory:/a/b\n2:cpu,cpuacct:/\n1:name=systemd:/x\n0::/u\n");
+        assert_eq!(v[0], (vec!["memory".to_string()], PathBuf::from("/a/b")));
+        assert_eq!(v[1].0, vec!["cpu".to_string(), "cpuacct".to_string()]);
+        assert_eq!(v[3], (vec![], PathBuf::from("/u")));
+    }
+
+    #[test]
+    fn v1_controller_names() {
+        assert_eq!(v1_controllers("rw,cpu,cpuacct"), vec!["cpu", "cpuacct"]);
+        assert_eq!(
+            v1_controllers("rw,xattr,release_agent=/x,name=systemd"),
+            vec!["name=systemd"]
+        );
+        assert_eq!(v1_controllers("rw,memory"), vec!["memory"]);
+    }
+}
