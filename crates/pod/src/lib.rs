@@ -1,0 +1,4 @@
+//! Pure Pod logic for podrun: the rules kubelet and the API server apply to a
+//! Pod, as plain functions over k8s-openapi types. No processes, no kernel work.
+
+pub mod quantity;
