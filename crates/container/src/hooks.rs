@@ -122,12 +122,16 @@ pub fn run_hook(
         cmd.arg0(a0);
     }
     cmd.args(args.iter().skip(1));
-    cmd.env_clear();
-    for kv in h.env().as_deref().unwrap_or(&[]) {
-        match kv.split_once('=') {
-            Some((k, v)) => cmd.env(k, v),
-            None => cmd.env(kv, ""),
-        };
+    // Like runc (Go's exec.Cmd): no `env` means the runtime's environment,
+    // an `env` list (even empty) is the whole environment.
+    if let Some(env) = h.env() {
+        cmd.env_clear();
+        for kv in env {
+            match kv.split_once('=') {
+                Some((k, v)) => cmd.env(k, v),
+                None => cmd.env(kv, ""),
+            };
+        }
     }
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -351,6 +355,28 @@ mod tests {
             "{e}"
         );
         assert!(run_hooks(HookKind::Prestart, None, b"{}").is_ok());
+    }
+
+    #[test]
+    fn env_is_inherited_only_without_env_list() {
+        let mut sh = |env: Option<Vec<&str>>, check: &str| {
+            let mut j = serde_json::json!({ "path": "/bin/busybox", "args": ["sh", "-c", check] });
+            if let Some(e) = env {
+                j["env"] = serde_json::json!(e);
+            }
+            run_hooks(HookKind::Prestart, Some(&vec![hook(j)]), b"{}")
+        };
+        // cargo sets CARGO_MANIFEST_DIR for test processes (shells invent PATH).
+        if std::env::var_os("CARGO_MANIFEST_DIR").is_some() {
+            sh(None, "test -n \"$CARGO_MANIFEST_DIR\"").unwrap();
+        }
+        sh(Some(vec![]), "test -z \"$CARGO_MANIFEST_DIR\"").unwrap();
+        sh(
+            Some(vec!["A=1"]),
+            "test \"$A\" = 1 && test -z \"$CARGO_MANIFEST_DIR\"",
+        )
+        .unwrap();
+        assert!(sh(Some(vec!["A=2"]), "test \"$A\" = 1").is_err());
     }
 
     #[test]

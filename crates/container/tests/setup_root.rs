@@ -146,7 +146,7 @@ fn child_rootfs() {
         rootfs: &root,
         bundle: &dir,
         in_new_userns: false,
-        new_cgroupns: false,
+        new_cgroupns: role == "cgroupns",
         no_pivot,
     };
     if role == "badbind" {
@@ -208,6 +208,11 @@ fn child_rootfs() {
     std::fs::write("/tmp/ok", "x").unwrap();
     // cgroup v1 hierarchies bound read-only.
     assert!(Path::new("/sys/fs/cgroup/memory").is_dir());
+    // Bind of our own cgroup, or the cgroupns root: either way we are in it.
+    let procs = std::fs::read_to_string("/sys/fs/cgroup/memory/cgroup.procs").unwrap();
+    let me = std::process::id().to_string();
+    assert!(procs.lines().any(|l| l == me), "{me} not in {procs}");
+    assert!(Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists());
     assert_eq!(errno_of_create("/sys/fs/cgroup/newfile"), Some(libc::EROFS));
     // The symlink to /etc was resolved inside the rootfs.
     assert!(Path::new("/etc/podrun-escape").is_dir());
@@ -250,6 +255,11 @@ fn rootfs_scenario(role: &str) {
         | nix::sched::CloneFlags::CLONE_NEWNET
         | nix::sched::CloneFlags::CLONE_NEWIPC
         | nix::sched::CloneFlags::CLONE_NEWUTS;
+    let flags = if role == "cgroupns" {
+        flags | nix::sched::CloneFlags::CLONE_NEWCGROUP
+    } else {
+        flags
+    };
     let out = run_child("child_rootfs", role, t.path(), flags, None);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -281,6 +291,11 @@ fn rootfs_scenario(role: &str) {
 #[test]
 fn rootfs_pivot_root() {
     rootfs_scenario("pivot");
+}
+
+#[test]
+fn rootfs_cgroup_namespace() {
+    rootfs_scenario("cgroupns");
 }
 
 #[test]
