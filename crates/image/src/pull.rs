@@ -154,7 +154,17 @@ impl Store {
             )?;
         }
         let cbytes = self.read_blob_verified(&m.config.digest, "image config")?;
-        let (_, diff_ids) = parse_config(&cbytes, &format!("image config {}", m.config.digest))?;
+        let (cfg, diff_ids) = parse_config(&cbytes, &format!("image config {}", m.config.digest))?;
+        if !cfg.os.is_empty()
+            && !cfg.architecture.is_empty()
+            && (cfg.os != want.os || cfg.architecture != want.architecture)
+        {
+            return Err(Error::NoPlatform {
+                reference: r.to_string(),
+                wanted: format!("{}/{}", want.os, want.architecture),
+                available: format!("{}/{}", cfg.os, cfg.architecture),
+            });
+        }
         if diff_ids.len() != m.layers.len() {
             return Err(Error::json(
                 format!("image config {}", m.config.digest),

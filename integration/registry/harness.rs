@@ -1,0 +1,194 @@
+//! Test harness: a real CNCF distribution registry (Debian `docker-registry`) on 127.0.0.1
+//! with its own config and temporary storage, stopped and removed on drop; images are pushed
+//! to it with Debian's `skopeo copy`. Std only, so any test crate can `#[path]`-include it.
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Registry {
+    child: Child,
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+    pub dir: PathBuf,
+    pub creds: Option<String>,
+}
+
+fn tool(name: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// The registry and skopeo are installed (apt-get install docker-registry skopeo apache2-utils).
+pub fn available() -> bool {
+    tool("docker-registry") && tool("skopeo")
+}
+
+pub fn scratch_dir(what: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let d = PathBuf::from(format!(
+        "/var/tmp/podrun-{what}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+impl Registry {
+    /// Start a registry; with `basic_auth = Some((user, password))` it requires those credentials.
+    pub fn start(basic_auth: Option<(&str, &str)>) -> Registry {
+        assert!(available(), "docker-registry and skopeo are needed: apt-get install docker-registry skopeo apache2-utils");
+        let dir = scratch_dir("registry");
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let addr = format!("127.0.0.1:{port}");
+        let mut auth = String::new();
+        if let Some((u, p)) = basic_auth {
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", u, p])
+                .output()
+                .expect("htpasswd (apt-get install apache2-utils)");
+            assert!(out.status.success(), "htpasswd failed");
+            std::fs::write(dir.join("htpasswd"), &out.stdout).unwrap();
+            auth = format!(
+                "auth:\n  htpasswd:\n    realm: podrun-test\n    path: {}\n",
+                dir.join("htpasswd").display()
+            );
+        }
+        let config = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n  secret: podrun-test\n{auth}",
+            dir.join("storage").display()
+        );
+        std::fs::write(dir.join("config.yml"), config).unwrap();
+        let log = std::fs::File::create(dir.join("registry.log")).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.join("config.yml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting docker-registry");
+        let r = Registry {
+            child,
+            addr,
+            dir,
+            creds: basic_auth.map(|(u, p)| format!("{u}:{p}")),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(&r.addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "registry did not come up: {}",
+                std::fs::read_to_string(r.dir.join("registry.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        r
+    }
+
+    /// `skopeo copy` SRC (any transport, e.g. `oci:/path:ref`) to `docker://ADDR/REPO_TAG`.
+    pub fn push(&self, src: &str, repo_tag: &str, all: bool) {
+        let dest = format!("docker://{}/{repo_tag}", self.addr);
+        let mut c = Command::new("skopeo");
+        c.args(["copy", "--quiet", "--dest-tls-verify=false"]);
+        if all {
+            c.arg("--all");
+        }
+        if let Some(cr) = &self.creds {
+            c.args(["--dest-creds", cr]);
+        }
+        let out = c.arg(src).arg(&dest).output().expect("running skopeo");
+        assert!(
+            out.status.success(),
+            "skopeo copy {src} {dest}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn reference(&self, repo_tag: &str) -> String {
+        format!("{}/{repo_tag}", self.addr)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The repository's scripts directory.
+pub fn scripts_dir() -> PathBuf {
+    let mut p = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    while !p.join("scripts/build-busybox-image").exists() {
+        assert!(
+            p.pop(),
+            "scripts/build-busybox-image not found above CARGO_MANIFEST_DIR"
+        );
+    }
+    p.join("scripts")
+}
+
+/// Build an OCI layout with `scripts/build-busybox-image`: busybox-static as the base layer,
+/// then each of `extra_layers` (directories) on top.
+pub fn busybox_layout(out: &Path, name: &str, extra_layers: &[&Path], arch: Option<&str>) {
+    let mut c = Command::new(scripts_dir().join("build-busybox-image"));
+    c.arg("--layout").arg(out).args(["--name", name]);
+    for l in extra_layers {
+        c.arg("--extra-layer").arg(l);
+    }
+    if let Some(a) = arch {
+        c.args(["--arch", a]);
+    }
+    let o = c.output().expect("running build-busybox-image");
+    assert!(
+        o.status.success(),
+        "build-busybox-image: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Two extra layers for a busybox image: one adds files, the next deletes one (whiteout)
+/// and replaces a directory's content (opaque).
+pub fn whiteout_layers(dir: &Path) -> (PathBuf, PathBuf) {
+    let a = dir.join("layer-a");
+    let b = dir.join("layer-b");
+    std::fs::create_dir_all(a.join("data/cache")).unwrap();
+    std::fs::create_dir_all(a.join("etc")).unwrap();
+    std::fs::write(a.join("etc/motd"), "from layer a\n").unwrap();
+    std::fs::write(a.join("etc/deleted"), "you should not see this\n").unwrap();
+    std::fs::write(a.join("data/cache/old"), "old\n").unwrap();
+    std::fs::create_dir_all(b.join("data/cache")).unwrap();
+    std::fs::create_dir_all(b.join("etc")).unwrap();
+    std::fs::write(b.join("etc/.wh.deleted"), "").unwrap();
+    std::fs::write(b.join("data/cache/.wh..wh..opq"), "").unwrap();
+    std::fs::write(b.join("data/cache/new"), "new\n").unwrap();
+    (a, b)
+}
+
+/// `skopeo copy` to an archive: `docker-archive:FILE:NAME` or `oci-archive:FILE:NAME`.
+pub fn skopeo_archive(src: &str, dest: &str) {
+    let out = Command::new("skopeo")
+        .args(["copy", "--quiet", src, dest])
+        .output()
+        .expect("running skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo copy {src} {dest}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
