@@ -96,7 +96,21 @@ pub fn prepare_rootfs(o: &RootfsOptions) -> Result<()> {
         })?;
     }
 
-    // 5. /dev content.
+    // 5. process.cwd exists (created now: the root may become read-only).
+    if let Some(p) = o.spec.process().as_ref() {
+        let cwd = p.cwd();
+        if !cwd.as_os_str().is_empty() {
+            let dir = secure_join(o.rootfs, &clean_destination(cwd))?;
+            if std::fs::metadata(&dir).is_err() {
+                std::fs::create_dir_all(&dir).map_err(|e| Error::InvalidSpec {
+                    field: "process.cwd".into(),
+                    msg: format!("create {}: {e}", cwd.display()),
+                })?;
+            }
+        }
+    }
+
+    // 6. /dev content.
     if setup_dev {
         let devs = devices::merged_devices(linux.and_then(|l| l.devices().as_ref()))?;
         devices::create_devices(o.rootfs, &devs, o.in_new_userns)?;
