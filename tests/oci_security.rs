@@ -1,0 +1,258 @@
+//! Regression tests for container-breakout CVEs that hit runc.
+//!
+//! CVE-2019-5736: a container process reaching the host runtime binary
+//! through /proc/<pid>/exe (e.g. via a `#!/proc/self/exe` entrypoint run by
+//! `exec`) and overwriting it.
+//! CVE-2024-21626: host fds leaked into the container (an fd on a host
+//! directory) and `process.cwd = /proc/self/fd/N` giving a host cwd.
+mod common;
+
+use common::*;
+use std::fs;
+use std::io::Write;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::Stdio;
+use std::time::Duration;
+
+/// Scanner run as the container's init: find a process whose exe is not
+/// busybox (i.e. the runtime binary entering the container), hold its exe
+/// open read-only, wait for it to exit, then try to reopen it for writing and
+/// write the byte already at offset 0 (0x7f, ELF magic: content unchanged).
+const SCANNER: &str = r#"
+while [ ! -e /shared/caught ]; do
+  for d in /proc/[0-9]*; do
+    [ "$d" = /proc/1 ] && continue
+    [ -e /shared/caught ] && break
+    (
+      exec 3< "$d/exe" || exit 1
+      cmp -s /proc/self/fd/3 /bin/busybox && exit 1
+      echo "${d#/proc/} $(readlink $d/exe)" > /shared/caught
+      while [ -e "$d" ]; do usleep 10000; done
+      i=0; r=DENIED
+      while [ $i -lt 200 ]; do
+        if (exec 4<>/proc/self/fd/3 && printf '\177' >&4) 2>/shared/errors; then r=WRITE_OK; break; fi
+        grep -q busy /shared/errors || break
+        usleep 20000; i=$((i+1))
+      done
+      echo $r > /shared/result
+    ) 2>/dev/null
+  done
+done
+sleep 1000
+"#;
+
+/// A pipe whose write end is already full, so a writer blocks on it.
+fn full_pipe() -> (fs::File, OwnedFd) {
+    let mut fds = [0i32; 2];
+    // SAFETY: fds is a valid 2-int array for pipe2 to fill.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(rc, 0, "pipe2");
+    // SAFETY: both fds were just created by pipe2 and are owned here.
+    let (r, w) = unsafe { (fs::File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let wfd = fds[1];
+    // SAFETY: fcntl on an fd we own.
+    unsafe { libc::fcntl(wfd, libc::F_SETFL, libc::O_NONBLOCK) };
+    let mut wf = fs::File::from(w.try_clone().unwrap());
+    let chunk = [b'.'; 4096];
+    loop {
+        match wf.write(&chunk) {
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("fill pipe: {e}"),
+        }
+    }
+    // SAFETY: fcntl on an fd we own; back to blocking writes.
+    unsafe { libc::fcntl(wfd, libc::F_SETFL, 0) };
+    (r, w)
+}
+
+#[test]
+fn cve_2019_5736_runtime_binary_not_writable_from_container() {
+    let rt = runtime();
+    let sha_before = sha256(&rt);
+    let mtime_before = fs::metadata(&rt).unwrap().mtime_nsec();
+
+    let mut c = Ctr::new("cve-2019-5736");
+    let shared = c.dir.join("shared");
+    fs::create_dir(&shared).unwrap();
+    c.bind(&shared, "/shared", false);
+    let evil = c.rootfs.join("evil");
+    fs::write(&evil, "#!/proc/self/exe --help\n").unwrap();
+    fs::set_permissions(&evil, fs::Permissions::from_mode(0o755)).unwrap();
+    c.sh(SCANNER);
+    c.create();
+    c.start();
+    c.wait_status("running");
+
+    // `exec /evil`: the kernel runs the interpreter /proc/self/exe of the
+    // process doing the execve, i.e. the runtime binary, inside the container,
+    // as `<runtime> --help /evil`. Its help text goes to a full pipe, so it
+    // blocks there for the scanner. (The exec command's own errors go to a file.)
+    let (read_end, write_end) = full_pipe();
+    let errf = c.dir.join("exec-evil.err");
+    let mut cmd = c.command(&["exec", &c.id, "/evil"]);
+    cmd.stdout(Stdio::from(write_end))
+        .stderr(fs::File::create(&errf).unwrap());
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd);
+    let mut exited = None;
+    let caught = poll(
+        "the runtime binary inside the container, or exec to return",
+        WAIT,
+        || {
+            if let Some(c) = fs::read_to_string(shared.join("caught"))
+                .ok()
+                .filter(|s| s.ends_with('\n'))
+            {
+                return Some(Some(c));
+            }
+            exited = child.try_wait().unwrap();
+            exited.map(|_| None)
+        },
+    );
+    let Some(caught) = caught else {
+        // The runtime refused to execute itself via /proc/self/exe in the
+        // container (runc 1.1.5: "exec /evil: no such file or directory").
+        let st = exited.unwrap();
+        assert!(
+            !st.success(),
+            "exec /evil succeeded without the runtime binary showing up inside"
+        );
+        assert_eq!(sha256(&rt), sha_before, "host runtime binary modified");
+        eprintln!(
+            "note: runtime never exposed its binary inside: {}",
+            fs::read_to_string(&errf).unwrap_or_default()
+        );
+        return;
+    };
+    let drained = std::thread::spawn(move || read_all_bounded(read_end, Duration::from_secs(60)));
+    let _ = wait_child(&mut child, "exec /evil", CMD_TIMEOUT);
+    let _ = drained.join();
+    let result = poll("scanner result", WAIT, || {
+        fs::read_to_string(shared.join("result"))
+            .ok()
+            .filter(|s| s.ends_with('\n'))
+    });
+    let errors = fs::read_to_string(shared.join("errors")).unwrap_or_default();
+
+    assert_eq!(
+        sha256(&rt),
+        sha_before,
+        "host runtime binary modified! caught {caught}"
+    );
+    assert_eq!(
+        fs::metadata(&rt).unwrap().mtime_nsec(),
+        mtime_before,
+        "host runtime binary written to"
+    );
+    assert_eq!(
+        result.trim(),
+        "DENIED",
+        "container reopened the runtime binary for writing (caught {caught:?})"
+    );
+    assert!(
+        !errors.contains("busy"),
+        "the container holds the host runtime binary itself (ETXTBSY only because it was running): caught {caught:?}, {errors:?}"
+    );
+}
+
+/// fds of `ls -l /proc/self/fd` output other than 0,1,2 and ls's own
+/// directory fd.
+fn extra_fds(ls: &str) -> Vec<String> {
+    ls.lines()
+        .filter_map(|l| l.split_once(" -> "))
+        .filter_map(|(left, target)| {
+            let fd = left.split_whitespace().last()?;
+            if ["0", "1", "2"].contains(&fd) {
+                return None;
+            }
+            let is_own_dir = target.starts_with("/proc/") && target.ends_with("/fd");
+            (!is_own_dir).then(|| format!("{fd} -> {target}"))
+        })
+        .collect()
+}
+
+#[test]
+fn cve_2024_21626_no_leaked_fds_in_init_or_exec() {
+    let mut c = Ctr::new("cve-21626-fds");
+    c.sh("ls -l /proc/self/fd; echo ---; sleep 1000");
+    c.create();
+    c.start();
+    poll("init fd listing", WAIT, || {
+        c.container_stdout().contains("---").then_some(())
+    });
+    let init = c.container_stdout();
+    assert!(init.contains(" 0 -> "), "listing parsed: {init}");
+    let extra = extra_fds(&init);
+    assert!(
+        extra.is_empty(),
+        "fds leaked into the container init: {extra:?}\n{init}"
+    );
+    let o = c.exec(&["ls", "-l", "/proc/self/fd"]);
+    assert_ok(&o, "exec ls");
+    let extra = extra_fds(&stdout(&o));
+    assert!(
+        extra.is_empty(),
+        "fds leaked into exec: {extra:?}\n{}",
+        stdout(&o)
+    );
+    // Nothing on the host side either: the init's fds seen from the host.
+    let pid = c.pid();
+    for e in fs::read_dir(format!("/proc/{pid}/fd")).unwrap().flatten() {
+        let n: u32 = e.file_name().to_string_lossy().parse().unwrap();
+        let t = fs::read_link(e.path()).unwrap();
+        assert!(n <= 2, "container init holds fd {n} -> {}", t.display());
+    }
+}
+
+fn host_hostname_file() -> String {
+    fs::read_to_string("/etc/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// Escape attempt: walk up from the cwd and read /etc/hostname there.
+const ESCAPE: &str =
+    "readlink /proc/self/cwd; cat ../../../../../../../../../../etc/hostname 2>/dev/null; echo END";
+
+fn assert_cwd_contained(out: &str, what: &str) {
+    assert!(
+        !out.contains("unreachable"),
+        "{what}: cwd outside the container root: {out}"
+    );
+    let host = host_hostname_file();
+    if !host.is_empty() && host != "rootfs" {
+        assert!(
+            !out.contains(&host),
+            "{what}: read the host's /etc/hostname: {out}"
+        );
+    }
+}
+
+#[test]
+fn cve_2024_21626_cwd_proc_self_fd_is_not_a_host_dir() {
+    for fd in 3..=9 {
+        let mut c = Ctr::new("cve-21626-cwd");
+        c.cwd(&format!("/proc/self/fd/{fd}"));
+        let o = c.run_sh(ESCAPE);
+        if o.status.success() {
+            assert_cwd_contained(&stdout(&o), &format!("cwd=/proc/self/fd/{fd}"));
+        }
+    }
+}
+
+#[test]
+fn cve_2024_21626_exec_cwd_proc_self_fd_is_not_a_host_dir() {
+    let mut c = Ctr::new("cve-21626-exec");
+    c.start_sleeper();
+    for fd in 3..=9 {
+        let cwd = format!("/proc/self/fd/{fd}");
+        let o = c.exec_opts(&["--cwd", &cwd], &["sh", "-c", ESCAPE]);
+        if o.status.success() {
+            assert_cwd_contained(&stdout(&o), &format!("exec --cwd {cwd}"));
+        }
+    }
+    assert_eq!(c.status(), "running");
+}
