@@ -1,1 +1,88 @@
-fn main() {}
+//! `podrun`: the command line. Parse, dispatch, print; no kernel work here.
+
+mod image_cmd;
+mod logging;
+mod oci_cmd;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "podrun",
+    version,
+    about = "A direct-to-kernel container runtime: OCI runtime (runc-compatible) and Kubernetes Pod runner"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct GlobalOpts {
+    /// Root directory for container state (tmpfs recommended)
+    #[arg(
+        long,
+        global = true,
+        env = "PODRUN_ROOT",
+        default_value = "/run/podrun"
+    )]
+    pub root: PathBuf,
+    /// Write logs to this file instead of stderr
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Log format: text or json
+    #[arg(long = "log-format", global = true, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+    /// Enable debug logging
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Use systemd for cgroups (not supported by podrun)
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+    /// Ignored for runc compatibility
+    #[arg(long, global = true, hide = true)]
+    pub criu: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    #[command(flatten)]
+    Oci(oci_cmd::OciCommand),
+    /// Manage images in the local store
+    Image {
+        #[command(subcommand)]
+        cmd: image_cmd::ImageCommand,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let _guard = match logging::init(&cli.global) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("podrun: {e:#}");
+            std::process::exit(1);
+        }
+    };
+    let code = match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            logging::report_error(&e);
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    if cli.global.systemd_cgroup {
+        anyhow::bail!("--systemd-cgroup is not supported: podrun manages cgroupfs directly; drop the flag (containerd: SystemdCgroup = false)");
+    }
+    match cli.command {
+        Command::Oci(c) => oci_cmd::run(&cli.global, c),
+        Command::Image { cmd } => image_cmd::run(&cli.global, cmd),
+    }
+}

@@ -16,7 +16,11 @@ pub enum Error {
     #[error("{field}: {msg}")]
     InvalidSpec { field: String, msg: String },
     #[error("container \"{id}\" is {status}: {msg}")]
-    WrongState { id: String, status: String, msg: String },
+    WrongState {
+        id: String,
+        status: String,
+        msg: String,
+    },
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -33,7 +37,11 @@ pub enum Error {
     #[error("{0}")]
     Cgroup(#[from] podrun_cgroups::Error),
     #[error("{kind} hook {path} failed: {msg}")]
-    Hook { kind: &'static str, path: String, msg: String },
+    Hook {
+        kind: &'static str,
+        path: String,
+        msg: String,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -43,14 +51,24 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An `Io` error for `what` on `path`.
     pub fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { what, path: path.into(), source }
+        Error::Io {
+            what,
+            path: path.into(),
+            source,
+        }
     }
     /// A syscall error, with a description of what was attempted.
     pub fn sys(what: impl Into<String>, source: nix::Error) -> Self {
-        Error::Sys { what: what.into(), source }
+        Error::Sys {
+            what: what.into(),
+            source,
+        }
     }
     pub fn spec(field: impl Into<String>, msg: impl Into<String>) -> Self {
-        Error::InvalidSpec { field: field.into(), msg: msg.into() }
+        Error::InvalidSpec {
+            field: field.into(),
+            msg: msg.into(),
+        }
     }
 }
 

@@ -1,1 +1,84 @@
-//! podrun-container
+//! podrun-container: an OCI runtime engine. `config.json` in, a running container out:
+//! namespaces, rootfs, process, hooks, seccomp, console, exec, and the state the OCI
+//! command line reports. Knows nothing of pods.
+//!
+//! Process model: the runtime process forks the container's init with one `clone3`
+//! (all new namespaces at once, straight into a cgroup v2 leaf where possible); the init
+//! runs in-process from the fork (no re-exec) and talks to the runtime over a typed
+//! channel (`channel.rs`) until it is ready, then waits for `start` on `exec.fifo`.
+
+pub mod channel;
+pub mod clone;
+pub mod error;
+pub mod features;
+pub mod namespaces;
+pub mod selfexe;
+pub mod signal;
+pub mod spec;
+pub mod util;
+pub mod wait;
+// In-container setup modules (rootfs, devices, process identity, seccomp, hooks, console, fds):
+pub mod capabilities;
+pub mod console;
+pub mod devices;
+pub mod fds;
+pub mod hooks;
+pub mod mounts;
+pub mod process;
+pub mod rlimits;
+pub mod rootfs;
+pub mod seccomp;
+// The engine proper:
+pub mod create;
+pub mod exec;
+pub mod init;
+pub mod lifecycle;
+pub mod state;
+pub mod tty;
+
+pub use error::{Error, Result};
+pub use state::{ListEntry, State};
+
+use std::path::{Path, PathBuf};
+
+/// A runtime rooted at a state directory (`--root`).
+pub struct Runtime {
+    pub root: PathBuf,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub process_json: Option<PathBuf>,
+    pub args: Vec<String>,
+    pub tty: bool,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub env: Vec<String>,
+    pub cwd: Option<String>,
+    pub user: Option<String>,
+    pub additional_gids: Vec<u32>,
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+    pub preserve_fds: u32,
+    pub ignore_paused: bool,
+}
+
+impl Runtime {
+    pub fn new(root: &Path) -> Self {
+        Runtime {
+            root: root.to_path_buf(),
+        }
+    }
+}

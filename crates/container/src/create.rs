@@ -1,0 +1,384 @@
+//! The runtime side of `create` and `run`: state dir, cgroup, namespaces plan, one clone3,
+//! then the conversation with the init until it reports ready. Everything set up is torn
+//! down again if any step fails.
+
+use crate::channel::{self, Channel, Msg};
+use crate::clone::{clone3, Forked};
+use crate::error::{Error, Result};
+use crate::init::{child_main, InitArgs};
+use crate::namespaces::NsPlan;
+use crate::spec::{load_bundle, Bundle};
+use crate::state::{Record, StateDir, Status};
+use crate::{hooks, util, CreateOptions, Runtime};
+use nix::fcntl::Flock;
+use nix::sched::CloneFlags;
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Create,
+    Run,
+    /// `run` in the foreground: a terminal without --console-socket is proxied by podrun.
+    RunForeground,
+}
+
+/// A container whose init reported ready.
+pub(crate) struct Created {
+    pub pid: i32,
+    pub pidfd: Option<OwnedFd>,
+    pub chan: Channel,
+    pub record: Record,
+    pub dir: StateDir,
+    pub _lock: Flock<File>,
+    pub proxy: Option<crate::tty::Proxy>,
+}
+
+/// Undo what create did so far, unless disarmed.
+struct Cleanup<'a> {
+    dir: Option<&'a StateDir>,
+    cgroup: Option<podrun_cgroups::Cgroup>,
+    pidfds: Vec<OwnedFd>,
+    armed: bool,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        for fd in &self.pidfds {
+            // SAFETY: pidfd_send_signal on a pidfd we own; no memory is passed.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd.as_raw_fd(),
+                    libc::SIGKILL,
+                    std::ptr::null::<()>(),
+                    0,
+                )
+            };
+        }
+        // Reap our direct children (the init or the intermediate stage).
+        loop {
+            match nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::__WALL)) {
+                Ok(_) => continue,
+                Err(_) => break,
+            }
+        }
+        if let Some(cg) = &self.cgroup {
+            if let Err(e) = cg.destroy() {
+                tracing::warn!("cleanup: {e}");
+            }
+        }
+        if let Some(d) = self.dir {
+            let _ = d.remove();
+        }
+    }
+}
+
+pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Created> {
+    let dir = StateDir::create(&rt.root, &o.id)?;
+    let lock = dir.lock()?;
+    let mut cleanup = Cleanup {
+        dir: Some(&dir),
+        cgroup: None,
+        pidfds: Vec::new(),
+        armed: true,
+    };
+
+    let Bundle {
+        dir: bundle,
+        spec,
+        rootfs,
+    } = load_bundle(&o.bundle)?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::spec("process", "required to create a container"))?;
+    let terminal = process.terminal().unwrap_or(false);
+    let ns = NsPlan::from_spec(&spec)?;
+    if !ns.new_mount()
+        && !ns
+            .join
+            .iter()
+            .any(|j| j.typ == oci_spec::runtime::LinuxNamespaceType::Mount)
+    {
+        return Err(Error::spec(
+            "linux.namespaces",
+            "a mount namespace is required",
+        ));
+    }
+
+    // Console: the pty master goes to --console-socket.
+    let mut proxy = None;
+    let console = match (&o.console_socket, terminal) {
+        (Some(p), true) => Some(UnixStream::connect(p).map_err(|e| Error::io("connect console socket", p, e))?),
+        (None, true) if mode == Mode::RunForeground => {
+            let (p, s) = crate::tty::pair()?;
+            proxy = Some(p);
+            Some(s)
+        }
+        (Some(_), false) => return Err(Error::Other("--console-socket given but process.terminal is false".into())),
+        (None, true) => {
+            return Err(Error::Other(
+                "process.terminal is true but no --console-socket was given (podrun does not allocate a tty for a detached container)".into(),
+            ))
+        }
+        (None, false) => None,
+    };
+
+    // Cgroup: created and limited before the process exists.
+    let layout = podrun_cgroups::detect()?;
+    let linux = spec.linux().as_ref();
+    let cg_path = linux
+        .and_then(|l| l.cgroups_path().as_ref())
+        .map(|p| p.to_string_lossy().into_owned());
+    let cgroup = podrun_cgroups::Cgroup::resolve(&layout, cg_path.as_deref(), &o.id)?;
+    cgroup.create()?;
+    cleanup.cgroup = Some(cgroup.clone());
+    if let Some(res) = linux.and_then(|l| l.resources().as_ref()) {
+        cgroup.apply(res)?;
+    }
+
+    // exec.fifo: `start` opens it for reading, which releases the init.
+    let fifo_fd = if mode == Mode::Create {
+        let fifo = dir.fifo();
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
+            .map_err(|e| Error::sys(format!("mkfifo {}", fifo.display()), e))?;
+        let fd = nix::fcntl::open(
+            &fifo,
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| Error::sys(format!("open {}", fifo.display()), e))?;
+        // SAFETY: a fresh descriptor from open().
+        Some(unsafe { OwnedFd::from_raw_fd(fd) })
+    } else {
+        None
+    };
+
+    let (parent, child) = channel::pair()?;
+    let single = ns.single_clone();
+    let mut flags = CloneFlags::empty();
+    if single {
+        // The cgroup namespace is unshared by the init once it is in its cgroup.
+        flags = ns.new - CloneFlags::CLONE_NEWCGROUP;
+    }
+    // A joined pid (or time) namespace applies to children: enter it for them, then come back.
+    let restore_pid = enter_for_children(ns.pid_join.as_ref(), CloneFlags::CLONE_NEWPID)?;
+    let restore_time = enter_for_children(
+        ns.time_join.as_ref(),
+        CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+    )?;
+    let cg_fd = cgroup.v2_dir_fd();
+    let forked = clone3(flags.bits() as u64, cg_fd.as_ref().map(|f| f.as_raw_fd()));
+    restore(restore_pid, CloneFlags::CLONE_NEWPID);
+    restore(
+        restore_time,
+        CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+    );
+    let (child_pid, pidfd) = match forked? {
+        Forked::Child => {
+            drop(parent);
+            child_main(InitArgs {
+                spec: &spec,
+                bundle: &bundle,
+                rootfs: &rootfs,
+                ns: &ns,
+                chan: &child,
+                fifo: fifo_fd.as_ref().map(|f| f.as_raw_fd()),
+                console_socket: console.as_ref().map(|c| c.as_raw_fd()),
+                no_pivot: o.no_pivot,
+                no_new_keyring: o.no_new_keyring,
+                preserve_fds: o.preserve_fds,
+                single_clone: single,
+            })
+        }
+        Forked::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    drop(child);
+    drop(console);
+    drop(fifo_fd);
+    cleanup.pidfds.push(pidfd);
+
+    if cg_fd.is_none() {
+        cgroup.add_pid(child_pid)?;
+    }
+    if single && ns.new_user() {
+        write_id_maps(child_pid, &spec)?;
+    }
+    parent.send(&Msg::Go)?;
+
+    let mut init_pid = child_pid;
+    let created = util::rfc3339_now();
+    let annotations = spec.annotations().clone().unwrap_or_default();
+    let mut record = Record {
+        id: o.id.clone(),
+        bundle: bundle.clone(),
+        rootfs: rootfs.clone(),
+        pid: child_pid,
+        start_time: 0,
+        created,
+        owner: owner_name(),
+        annotations: annotations.into_iter().collect(),
+        cgroup: Some(cgroup.clone()),
+        spec: spec.clone(),
+    };
+    loop {
+        let msg = parent.recv_with_creds()?;
+        match msg {
+            Some((Msg::NeedMaps, _)) => {
+                write_id_maps(child_pid, &spec)?;
+                parent.send(&Msg::MapsWritten)?;
+            }
+            Some((Msg::Pid, Some(pid))) => {
+                init_pid = pid;
+                // SAFETY: pidfd_open on a pid we just learnt; the result is checked.
+                let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+                if fd >= 0 {
+                    // SAFETY: a fresh pidfd.
+                    cleanup
+                        .pidfds
+                        .push(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+                }
+            }
+            Some((Msg::HooksReady, _)) => {
+                record.pid = init_pid;
+                let st =
+                    serde_json::to_string(&record.oci_state(Status::Creating)).unwrap_or_default();
+                if let Some(h) = spec.hooks() {
+                    hooks::run_hooks(
+                        hooks::HookKind::Prestart,
+                        h.prestart().as_ref(),
+                        st.as_bytes(),
+                    )?;
+                    hooks::run_hooks(
+                        hooks::HookKind::CreateRuntime,
+                        h.create_runtime().as_ref(),
+                        st.as_bytes(),
+                    )?;
+                }
+                let st =
+                    serde_json::to_string(&record.oci_state(Status::Created)).unwrap_or_default();
+                parent.send(&Msg::HooksDone(st))?;
+            }
+            Some((Msg::Ready, _)) => break,
+            Some((Msg::Error(e), _)) => return Err(Error::Other(e)),
+            Some((m, _)) => {
+                return Err(Error::Other(format!(
+                    "protocol: unexpected {m:?} from init"
+                )))
+            }
+            None => {
+                return Err(Error::Other(format!(
+                    "container init exited during create{}",
+                    reap_status(child_pid)
+                )))
+            }
+        }
+    }
+    record.pid = init_pid;
+    record.start_time = util::proc_stat(init_pid).map(|s| s.start_time).unwrap_or(0);
+    dir.save(&record)?;
+    if let Some(p) = &o.pid_file {
+        util::write_atomic(p, init_pid.to_string().as_bytes())?;
+    }
+    // The init is ours as long as it is a direct child (single clone); the intermediate of the
+    // staged path has exited and must be reaped.
+    let pidfd = if single {
+        cleanup.pidfds.pop()
+    } else {
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child_pid), None);
+        cleanup.pidfds.pop()
+    };
+    cleanup.armed = false;
+    drop(cleanup);
+    Ok(Created {
+        pid: init_pid,
+        pidfd,
+        chan: parent,
+        record,
+        dir,
+        _lock: lock,
+        proxy,
+    })
+}
+
+/// After a failed create, what happened to the child, for the message.
+fn reap_status(pid: i32) -> String {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    match waitpid(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(WaitStatus::Exited(_, c)) => format!(" (exit status {c})"),
+        Ok(WaitStatus::Signaled(_, s, _)) => format!(" (killed by {s})"),
+        _ => String::new(),
+    }
+}
+
+fn enter_for_children(
+    j: Option<&crate::namespaces::Joined>,
+    flag: CloneFlags,
+) -> Result<Option<OwnedFd>> {
+    let Some(j) = j else { return Ok(None) };
+    let own = format!(
+        "/proc/self/ns/{}",
+        if flag == CloneFlags::CLONE_NEWPID {
+            "pid_for_children"
+        } else {
+            "time_for_children"
+        }
+    );
+    let fd = nix::fcntl::open(
+        own.as_str(),
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| Error::sys(format!("open {own}"), e))?;
+    // SAFETY: a fresh descriptor from open().
+    let saved = unsafe { OwnedFd::from_raw_fd(fd) };
+    nix::sched::setns(&j.fd, flag)
+        .map_err(|e| Error::sys(format!("join {}", j.path.display()), e))?;
+    Ok(Some(saved))
+}
+
+fn restore(saved: Option<OwnedFd>, flag: CloneFlags) {
+    if let Some(fd) = saved {
+        let _ = nix::sched::setns(&fd, flag);
+    }
+}
+
+/// Write uid_map and gid_map of a child that has a new user namespace.
+fn write_id_maps(pid: i32, spec: &oci_spec::runtime::Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let fmt = |m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| -> String {
+        m.into_iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect()
+    };
+    let uid = fmt(linux.and_then(|l| l.uid_mappings().as_ref()));
+    let gid = fmt(linux.and_then(|l| l.gid_mappings().as_ref()));
+    for (name, data) in [("uid_map", uid), ("gid_map", gid)] {
+        if data.is_empty() {
+            continue;
+        }
+        let p = format!("/proc/{pid}/{name}");
+        std::fs::write(&p, &data).map_err(|e| {
+            Error::spec(
+                format!("linux.{}Mappings", &name[..3]),
+                format!("write {p}: {e}"),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn owner_name() -> String {
+    let uid = nix::unistd::geteuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
+}

@@ -1,0 +1,362 @@
+//! `exec`: run a new process in a running container. The runtime enters the container's
+//! pid namespace for its children, forks once (into the container's cgroup), and the child
+//! joins the other namespaces in one `setns(pidfd, flags)` call, takes the process
+//! identity, and execs.
+
+use crate::channel::{self, Channel, Msg};
+use crate::clone::{clone3, Forked};
+use crate::error::{Error, Result, SysContext};
+use crate::namespaces;
+use crate::state::Status;
+use crate::{console, fds, init, process, seccomp, util, wait, ExecOptions, Runtime};
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{Capability, LinuxCapabilities, Process, Spec};
+use std::collections::HashSet;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+
+impl Runtime {
+    pub fn exec(&self, id: &str, o: ExecOptions) -> Result<i32> {
+        crate::selfexe::ensure_sealed()?;
+        let (dir, rec) = self.load(id)?;
+        match rec.status(&dir) {
+            Status::Running | Status::Created => {}
+            Status::Paused if o.ignore_paused => {}
+            st => {
+                return Err(Error::WrongState {
+                    id: id.into(),
+                    status: st.to_string(),
+                    msg: "cannot exec in a container that is not running".into(),
+                })
+            }
+        }
+        let proc_ = build_process(&rec.spec, &o)?;
+        let args = proc_.args().clone().unwrap_or_default();
+        if args.is_empty() {
+            return Err(Error::spec("process.args", "no command given to exec"));
+        }
+        let tty = proc_.terminal().unwrap_or(false);
+        let mut proxy = None;
+        let console = match (&o.console_socket, tty) {
+            (Some(p), true) => Some(
+                UnixStream::connect(p).map_err(|e| Error::io("connect console socket", p, e))?,
+            ),
+            (None, true) if !o.detach => {
+                let (p, s) = crate::tty::pair()?;
+                proxy = Some(p);
+                Some(s)
+            }
+            (None, true) => {
+                return Err(Error::Other(
+                    "--tty with --detach needs --console-socket".into(),
+                ))
+            }
+            _ => None,
+        };
+
+        // SAFETY: pidfd_open on the container's init; checked below against its start time.
+        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, rec.pid, 0) };
+        if raw < 0 || !util::process_alive(rec.pid, rec.start_time) {
+            return Err(Error::WrongState {
+                id: id.into(),
+                status: "stopped".into(),
+                msg: "cannot exec in a container that is not running".into(),
+            });
+        }
+        // SAFETY: a fresh pidfd we own.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
+        let mut flags = CloneFlags::empty();
+        for ns in rec
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .into_iter()
+            .flatten()
+        {
+            let name = namespaces::proc_name(ns.typ());
+            // Join only what differs from ours (setns into one's own user namespace fails).
+            if !same_ns(rec.pid, name) {
+                flags |= namespaces::flag(ns.typ());
+            }
+        }
+        let fwd = if o.detach {
+            None
+        } else {
+            Some(wait::Forwarder::new()?)
+        };
+        let (parent, child) = channel::pair()?;
+        // Children of ours are born in the container's pid namespace.
+        let restore = if flags.contains(CloneFlags::CLONE_NEWPID) {
+            let own = std::fs::File::open("/proc/self/ns/pid_for_children")
+                .map_err(|e| Error::io("open", "/proc/self/ns/pid_for_children", e))?;
+            nix::sched::setns(&pidfd, CloneFlags::CLONE_NEWPID)
+                .ctx(|| "join the container's pid namespace".into())?;
+            Some(own)
+        } else {
+            None
+        };
+        let cgroup = rec.cgroup.as_ref();
+        let cg_fd = cgroup.and_then(|c| c.v2_dir_fd());
+        let forked = clone3(0, cg_fd.as_ref().map(|f| f.as_raw_fd()));
+        if let Some(own) = restore {
+            let _ = nix::sched::setns(&own, CloneFlags::CLONE_NEWPID);
+        }
+        let pid = match forked? {
+            Forked::Child => {
+                drop(parent);
+                let err = match exec_child(
+                    &child,
+                    &pidfd,
+                    flags - CloneFlags::CLONE_NEWPID,
+                    &rec.spec,
+                    &proc_,
+                    console.as_ref().map(|c| c.as_raw_fd()),
+                    o.preserve_fds,
+                ) {
+                    Ok(never) => match never {},
+                    Err(e) => e,
+                };
+                let _ = child.send(&Msg::Error(err.to_string()));
+                // SAFETY: leave the forked copy without running the parent's destructors.
+                unsafe { libc::_exit(127) }
+            }
+            Forked::Parent { pid, .. } => pid,
+        };
+        drop(child);
+        drop(console);
+        if cg_fd.is_none() {
+            if let Some(cg) = cgroup {
+                if let Err(e) = cg.add_pid(pid) {
+                    // SAFETY: kill our own child that never ran user code.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                    return Err(e.into());
+                }
+            }
+        }
+        parent.send(&Msg::Go)?;
+        match parent.recv()? {
+            None => {}
+            Some(Msg::Error(e)) => {
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                return Err(Error::Other(e));
+            }
+            Some(m) => {
+                return Err(Error::Other(format!(
+                    "protocol: unexpected {m:?} from exec"
+                )))
+            }
+        }
+        if let Some(p) = &o.pid_file {
+            util::write_atomic(p, pid.to_string().as_bytes())?;
+        }
+        let running = match proxy {
+            Some(p) => Some(p.start()?),
+            None => None,
+        };
+        let code = match fwd {
+            None => 0,
+            Some(f) => f.wait(pid, None)?,
+        };
+        if let Some(r) = running {
+            r.finish();
+        }
+        Ok(code)
+    }
+}
+
+fn same_ns(pid: i32, name: &str) -> bool {
+    let a = std::fs::metadata(format!("/proc/{pid}/ns/{name}"));
+    let b = std::fs::metadata(format!("/proc/self/ns/{name}"));
+    use std::os::unix::fs::MetadataExt;
+    matches!((a, b), (Ok(a), Ok(b)) if a.ino() == b.ino() && a.dev() == b.dev())
+}
+
+enum Never {}
+
+fn exec_child(
+    chan: &Channel,
+    pidfd: &OwnedFd,
+    flags: CloneFlags,
+    spec: &Spec,
+    p: &Process,
+    console_sock: Option<RawFd>,
+    preserve_fds: u32,
+) -> Result<Never> {
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
+    match chan.recv()? {
+        Some(Msg::Go) => {}
+        _ => return Err(Error::Other("the runtime went away".into())),
+    }
+    if !flags.is_empty() {
+        nix::sched::setns(pidfd, flags)
+            .ctx(|| format!("join the container's namespaces ({flags:?})"))?;
+    }
+    if flags.contains(CloneFlags::CLONE_NEWUSER) {
+        let _ = nix::unistd::setresgid(0.into(), 0.into(), 0.into());
+        let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
+    }
+    if let Some(sock) = console_sock {
+        let size = p
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        console::setup_console(sock, size, false)?;
+    }
+    if let Some(r) = p.rlimits() {
+        process::set_rlimits(r)?;
+    }
+    let env = p.env().clone().unwrap_or_default();
+    let args = p.args().clone().unwrap_or_default();
+    let exe = init::find_executable(&args[0], &env, p.cwd())?;
+    let filter = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Some(seccomp::compile(s)?),
+        None => None,
+    };
+    let nnp = p.no_new_privileges().unwrap_or(false);
+    if let (Some(f), false) = (&filter, nnp) {
+        seccomp::load(f)?;
+    }
+    process::apply_identity(p)?;
+    nix::unistd::chdir(p.cwd()).ctx(|| format!("process.cwd: chdir {}", p.cwd().display()))?;
+    if nnp {
+        process::set_no_new_privs()?;
+    }
+    if let (Some(f), true) = (&filter, nnp) {
+        seccomp::load(f)?;
+    }
+    fds::cloexec_from(3 + preserve_fds as RawFd, &[])?;
+    let c = |s: &str| {
+        CString::new(s).map_err(|_| Error::spec("process.args", format!("NUL byte in {s:?}")))
+    };
+    let path = CString::new(exe.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::spec("process.args[0]", "NUL byte"))?;
+    let argv = args.iter().map(|s| c(s)).collect::<Result<Vec<_>>>()?;
+    let envp = env.iter().map(|s| c(s)).collect::<Result<Vec<_>>>()?;
+    let e = nix::unistd::execve(&path, &argv, &envp).unwrap_err();
+    Err(Error::sys(format!("exec {}", exe.display()), e))
+}
+
+/// The process to exec: `--process` JSON as given, or the container's process with the
+/// command line's overrides (runc's rules).
+pub fn build_process(spec: &Spec, o: &ExecOptions) -> Result<Process> {
+    if let Some(path) = &o.process_json {
+        let data = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+        let p: Process = serde_json::from_slice(&data).map_err(|e| Error::Config {
+            path: path.clone(),
+            msg: e.to_string(),
+        })?;
+        return Ok(p);
+    }
+    let mut p = spec
+        .process()
+        .clone()
+        .ok_or_else(|| Error::spec("process", "container has no process"))?;
+    p.set_args(Some(o.args.clone()));
+    p.set_terminal(Some(o.tty));
+    p.set_console_size(None);
+    let mut env = p.env().clone().unwrap_or_default();
+    for e in &o.env {
+        let key = e.split('=').next().unwrap_or("");
+        env.retain(|x| x.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    p.set_env(Some(env));
+    if let Some(cwd) = &o.cwd {
+        p.set_cwd(cwd.into());
+    }
+    if let Some(u) = &o.user {
+        let (uid, gid) = parse_user(u)?;
+        let mut user = p.user().clone();
+        user.set_uid(uid);
+        user.set_gid(gid.unwrap_or(0));
+        p.set_user(user);
+    }
+    if !o.additional_gids.is_empty() {
+        let mut user = p.user().clone();
+        user.set_additional_gids(Some(o.additional_gids.clone()));
+        p.set_user(user);
+    }
+    if o.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if !o.caps.is_empty() {
+        let mut caps: LinuxCapabilities = p.capabilities().clone().unwrap_or_default();
+        let add: Vec<Capability> = o
+            .caps
+            .iter()
+            .map(|c| {
+                c.parse::<Capability>()
+                    .map_err(|_| Error::Other(format!("--cap: unknown capability \"{c}\"")))
+            })
+            .collect::<Result<_>>()?;
+        let extend = |s: &Option<HashSet<Capability>>| -> Option<HashSet<Capability>> {
+            let mut s = s.clone().unwrap_or_default();
+            s.extend(add.iter().copied());
+            Some(s)
+        };
+        caps.set_bounding(extend(caps.bounding()));
+        caps.set_effective(extend(caps.effective()));
+        caps.set_permitted(extend(caps.permitted()));
+        caps.set_inheritable(extend(caps.inheritable()));
+        caps.set_ambient(extend(caps.ambient()));
+        p.set_capabilities(Some(caps));
+    }
+    Ok(p)
+}
+
+/// "UID" or "UID:GID".
+pub fn parse_user(s: &str) -> Result<(u32, Option<u32>)> {
+    let bad = || Error::Other(format!("--user {s:?}: expected UID[:GID] (numbers)"));
+    let mut it = s.splitn(2, ':');
+    let uid = it.next().unwrap_or("").parse().map_err(|_| bad())?;
+    let gid = match it.next() {
+        Some(g) => Some(g.parse().map_err(|_| bad())?),
+        None => None,
+    };
+    Ok((uid, gid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn users() {
+        assert_eq!(parse_user("1000").unwrap(), (1000, None));
+        assert_eq!(parse_user("1000:2000").unwrap(), (1000, Some(2000)));
+        assert!(parse_user("bob").is_err());
+    }
+
+    #[test]
+    fn overrides_apply() {
+        let spec = crate::spec::default_spec(false);
+        let o = ExecOptions {
+            args: vec!["ls".into()],
+            env: vec!["TERM=dumb".into(), "A=1".into()],
+            cwd: Some("/tmp".into()),
+            user: Some("5:6".into()),
+            caps: vec!["CAP_SYS_ADMIN".into()],
+            ..Default::default()
+        };
+        let p = build_process(&spec, &o).unwrap();
+        assert_eq!(p.args().as_ref().unwrap(), &vec!["ls".to_string()]);
+        let env = p.env().as_ref().unwrap();
+        assert!(env.contains(&"TERM=dumb".to_string()) && env.contains(&"A=1".to_string()));
+        assert_eq!(env.iter().filter(|e| e.starts_with("TERM=")).count(), 1);
+        assert_eq!(p.user().uid(), 5);
+        assert_eq!(p.user().gid(), 6);
+        assert!(p
+            .capabilities()
+            .as_ref()
+            .unwrap()
+            .effective()
+            .as_ref()
+            .unwrap()
+            .contains(&Capability::SysAdmin));
+    }
+}

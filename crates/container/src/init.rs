@@ -1,0 +1,374 @@
+//! The container side: what the forked child does, in order, until it execs the user
+//! program. Runs single-threaded in a fork of the runtime, so it has the parsed spec in
+//! memory and needs no re-exec. Every failure goes back to the runtime over the channel.
+
+use crate::channel::{Channel, Msg};
+use crate::error::{Error, Result, SysContext};
+use crate::namespaces::NsPlan;
+use crate::{console, fds, hooks, process, rootfs, seccomp};
+use nix::sched::{setns, unshare, CloneFlags};
+use nix::unistd;
+use oci_spec::runtime::Spec;
+use std::ffi::CString;
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+
+pub(crate) struct InitArgs<'a> {
+    pub spec: &'a Spec,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub ns: &'a NsPlan,
+    pub chan: &'a Channel,
+    /// O_PATH descriptor of exec.fifo (create mode).
+    pub fifo: Option<RawFd>,
+    pub console_socket: Option<RawFd>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    /// The child is already in every new namespace (single clone3).
+    pub single_clone: bool,
+}
+
+/// Entry point of the forked child; never returns.
+pub(crate) fn child_main(a: InitArgs) -> ! {
+    let err = match run(&a) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    // The runtime may be gone (create returned): then stderr is all we have.
+    if a.chan.send(&Msg::Error(err.to_string())).is_err() {
+        eprintln!("podrun init: {err}");
+    }
+    // SAFETY: _exit skips Rust/atexit destructors, which belong to the parent's copy of state.
+    unsafe { libc::_exit(127) }
+}
+
+enum Never {}
+
+fn expect(chan: &Channel, want: Msg) -> Result<()> {
+    match chan.recv()? {
+        Some(m) if m == want => Ok(()),
+        Some(m) => Err(Error::Other(format!(
+            "protocol: expected {want:?}, got {m:?}"
+        ))),
+        None => Err(Error::Other("the runtime went away during create".into())),
+    }
+}
+
+fn run(a: &InitArgs) -> Result<Never> {
+    // The runtime blocked signals it forwards; the container starts with an empty mask.
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
+    expect(a.chan, Msg::Go)?;
+
+    if !a.single_clone {
+        staged_namespaces(a)?;
+    } else {
+        for j in &a.ns.join {
+            setns(&j.fd, CloneFlags::empty()).ctx(|| {
+                format!(
+                    "join {} namespace {}",
+                    crate::namespaces::proc_name(j.typ),
+                    j.path.display()
+                )
+            })?;
+        }
+        // The cgroup namespace is created only now that the runtime has put us in our cgroup
+        // (clone3 left it out), so its root is the container's cgroup.
+        if a.ns.new.contains(CloneFlags::CLONE_NEWCGROUP) {
+            unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace".into())?;
+        }
+    }
+    if a.ns.new_user() || a.ns.user_join.is_some() {
+        // Become root of the user namespace (if 0 is mapped), as runc does.
+        let _ = unistd::setresgid(0.into(), 0.into(), 0.into());
+        let _ = unistd::setresuid(0.into(), 0.into(), 0.into());
+    }
+    if !a.no_new_keyring {
+        join_session_keyring();
+    }
+    let process = a.spec.process().as_ref();
+    if let Some(adj) = process.and_then(|p| p.oom_score_adj()) {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(|e| Error::io("write oom_score_adj", "/proc/self/oom_score_adj", e))?;
+    }
+    if let Some(h) = a.spec.hostname() {
+        if !h.is_empty() {
+            unistd::sethostname(h).ctx(|| format!("sethostname {h:?}"))?;
+        }
+    }
+    if let Some(d) = a.spec.domainname() {
+        if !d.is_empty() {
+            set_domainname(d)?;
+        }
+    }
+
+    let ro = rootfs::RootfsOptions {
+        spec: a.spec,
+        rootfs: a.rootfs,
+        bundle: a.bundle,
+        in_new_userns: a.ns.new_user() || a.ns.user_join.is_some(),
+        new_cgroupns: a.ns.new.contains(CloneFlags::CLONE_NEWCGROUP),
+        no_pivot: a.no_pivot,
+    };
+    if a.ns.new_mount() {
+        rootfs::prepare_rootfs(&ro)?;
+    }
+    a.chan.send(&Msg::HooksReady)?;
+    let state_json = match a.chan.recv()? {
+        Some(Msg::HooksDone(s)) => s,
+        Some(m) => {
+            return Err(Error::Other(format!(
+                "protocol: expected HooksDone, got {m:?}"
+            )))
+        }
+        None => return Err(Error::Other("the runtime went away during create".into())),
+    };
+    if let Some(h) = a.spec.hooks() {
+        hooks::run_hooks(
+            hooks::HookKind::CreateContainer,
+            h.create_container().as_ref(),
+            state_json.as_bytes(),
+        )?;
+    }
+    if a.ns.new_mount() {
+        rootfs::pivot_rootfs(&ro)?;
+    }
+    let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
+    if terminal {
+        let sock = a.console_socket.ok_or_else(|| {
+            Error::spec("process.terminal", "true but no console socket was given")
+        })?;
+        let size = process
+            .and_then(|p| p.console_size())
+            .map(|b| (b.height() as u16, b.width() as u16));
+        console::setup_console(sock, size, a.ns.new_mount())?;
+    }
+    if a.ns.new_mount() {
+        rootfs::finalize_rootfs(a.spec)?;
+    }
+    if !a.ns.new_mount() {
+        // With a mount namespace, finalize_rootfs wrote them (before readonlyPaths).
+        write_sysctls(a.spec)?;
+    }
+
+    let Some(process) = process else {
+        return Err(Error::spec("process", "required to create a container"));
+    };
+    if let Some(r) = process.rlimits() {
+        process::set_rlimits(r)?;
+    }
+    let env: Vec<String> = process.env().clone().unwrap_or_default();
+    let args = process.args().clone().unwrap_or_default();
+    let exe = find_executable(&args[0], &env, process.cwd())?;
+
+    let filter = match a.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Some(seccomp::compile(s)?),
+        None => None,
+    };
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if let (Some(f), false) = (&filter, nnp) {
+        seccomp::load(f)?;
+    }
+    process::apply_identity(process)?;
+    chdir_inside(process.cwd())?;
+    if nnp {
+        process::set_no_new_privs()?;
+    }
+
+    a.chan.send(&Msg::Ready)?;
+    match a.chan.recv()? {
+        Some(Msg::Start) => {}
+        Some(Msg::WaitFifo) => {
+            wait_fifo(a.fifo.ok_or_else(|| Error::Other("no exec fifo".into()))?)?
+        }
+        Some(m) => return Err(Error::Other(format!("protocol: expected Start, got {m:?}"))),
+        None => return Err(Error::Other("the runtime went away before start".into())),
+    }
+    if let Some(h) = a.spec.hooks() {
+        hooks::run_hooks(
+            hooks::HookKind::StartContainer,
+            h.start_container().as_ref(),
+            state_json.as_bytes(),
+        )?;
+    }
+    if let (Some(f), true) = (&filter, nnp) {
+        seccomp::load(f)?;
+    }
+    fds::cloexec_from(3 + a.preserve_fds as RawFd, &[])?;
+    exec(&exe, &args, &env)
+}
+
+/// runc's three stages, for a joined user namespace or joined namespaces with a new user
+/// namespace: join (user first), unshare a new user namespace and have the runtime write
+/// its maps, unshare the rest, then fork the init into the new pid namespace.
+fn staged_namespaces(a: &InitArgs) -> Result<()> {
+    if let Some(u) = &a.ns.user_join {
+        setns(&u.fd, CloneFlags::CLONE_NEWUSER)
+            .ctx(|| format!("join user namespace {}", u.path.display()))?;
+    }
+    for j in &a.ns.join {
+        setns(&j.fd, CloneFlags::empty()).ctx(|| {
+            format!(
+                "join {} namespace {}",
+                crate::namespaces::proc_name(j.typ),
+                j.path.display()
+            )
+        })?;
+    }
+    if a.ns.new_user() {
+        unshare(CloneFlags::CLONE_NEWUSER).ctx(|| "unshare user namespace".into())?;
+        a.chan.send(&Msg::NeedMaps)?;
+        expect(a.chan, Msg::MapsWritten)?;
+        let _ = unistd::setresgid(0.into(), 0.into(), 0.into());
+        let _ = unistd::setresuid(0.into(), 0.into(), 0.into());
+    }
+    let rest = a.ns.new - CloneFlags::CLONE_NEWUSER;
+    unshare(rest).ctx(|| format!("unshare namespaces {rest:?}"))?;
+    if a.ns.new_pid() || a.ns.user_join.is_some() {
+        // SAFETY: single-threaded process; the child continues with a copy of memory.
+        match unsafe { unistd::fork() }.ctx(|| "fork init into the pid namespace".into())? {
+            unistd::ForkResult::Child => {
+                a.chan.send_with_creds(&Msg::Pid)?;
+            }
+            unistd::ForkResult::Parent { .. } => {
+                // SAFETY: the intermediate process has nothing to clean up.
+                unsafe { libc::_exit(0) }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn join_session_keyring() {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: keyctl(JOIN_SESSION_KEYRING, NULL) creates an anonymous session keyring; failure
+    // (keyrings disabled, or seccomp'd hosts) is not fatal, as in runc.
+    unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
+}
+
+fn set_domainname(d: &str) -> Result<()> {
+    // SAFETY: the pointer and length describe the string's bytes for the call's duration.
+    let r = unsafe { libc::setdomainname(d.as_ptr() as *const libc::c_char, d.len()) };
+    if r != 0 {
+        return Err(Error::sys(
+            format!("setdomainname {d:?}"),
+            nix::errno::Errno::last(),
+        ));
+    }
+    Ok(())
+}
+
+fn write_sysctls(spec: &Spec) -> Result<()> {
+    let Some(map) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
+        return Ok(());
+    };
+    for (k, v) in map {
+        if k.contains("..") || k.starts_with('/') {
+            return Err(Error::spec(format!("linux.sysctl.{k}"), "invalid key"));
+        }
+        let p = PathBuf::from("/proc/sys").join(k.replace('.', "/"));
+        std::fs::write(&p, v).map_err(|e| {
+            Error::spec(
+                format!("linux.sysctl.{k}"),
+                format!("write {v:?} to {}: {e}", p.display()),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Resolve args[0] inside the container as execvp would, so a missing binary fails `create`
+/// with a clear message instead of a silent exit after `start`.
+pub(crate) fn find_executable(arg0: &str, env: &[String], cwd: &Path) -> Result<PathBuf> {
+    if arg0.is_empty() {
+        return Err(Error::spec("process.args[0]", "empty"));
+    }
+    let check = |p: &Path| -> std::result::Result<(), String> {
+        let md = std::fs::metadata(p).map_err(|e| e.to_string())?;
+        if md.is_dir() {
+            return Err("is a directory".into());
+        }
+        nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).map_err(|e| e.desc().to_string())
+    };
+    if arg0.contains('/') {
+        let p = if arg0.starts_with('/') {
+            PathBuf::from(arg0)
+        } else {
+            cwd.join(arg0)
+        };
+        check(&p).map_err(|e| Error::spec("process.args[0]", format!("exec {arg0:?}: {e}")))?;
+        return Ok(PathBuf::from(arg0));
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let p = Path::new(dir).join(arg0);
+        if check(&p).is_ok() {
+            return Ok(p);
+        }
+    }
+    Err(Error::spec(
+        "process.args[0]",
+        format!("exec {arg0:?}: executable file not found in $PATH"),
+    ))
+}
+
+fn chdir_inside(cwd: &Path) -> Result<()> {
+    if !cwd.exists() {
+        std::fs::create_dir_all(cwd).map_err(|e| Error::io("create process.cwd", cwd, e))?;
+    }
+    unistd::chdir(cwd).ctx(|| format!("process.cwd: chdir {}", cwd.display()))?;
+    // CVE-2024-21626: a cwd reached through a leaked host fd would show as "(unreachable)".
+    let now = unistd::getcwd().ctx(|| "getcwd".into())?;
+    if !now.starts_with("/") {
+        return Err(Error::spec(
+            "process.cwd",
+            format!("{} resolves outside the container", cwd.display()),
+        ));
+    }
+    Ok(())
+}
+
+/// Open exec.fifo for writing through our O_PATH descriptor; this blocks until `podrun start`
+/// opens it for reading. Then tell start we are going.
+fn wait_fifo(fd: RawFd) -> Result<()> {
+    let path = format!("/proc/self/fd/{fd}");
+    let f = nix::fcntl::open(
+        path.as_str(),
+        nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| "open exec fifo".into())?;
+    let _ = unistd::write(
+        // SAFETY: `f` is the descriptor open() just returned, used only within this scope.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(f) },
+        b"0",
+    );
+    let _ = unistd::close(f);
+    let _ = unistd::close(fd);
+    Ok(())
+}
+
+fn exec(exe: &Path, args: &[String], env: &[String]) -> Result<Never> {
+    let c = |s: &str| {
+        CString::new(s).map_err(|_| Error::spec("process.args", format!("NUL byte in {s:?}")))
+    };
+    let path = CString::new(exe.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::spec("process.args[0]", "NUL byte"))?;
+    let argv = args.iter().map(|s| c(s)).collect::<Result<Vec<_>>>()?;
+    let envp = env.iter().map(|s| c(s)).collect::<Result<Vec<_>>>()?;
+    let e = unistd::execve(&path, &argv, &envp).unwrap_err();
+    Err(Error::sys(format!("exec {}", exe.display()), e))
+}

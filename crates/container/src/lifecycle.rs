@@ -1,0 +1,369 @@
+//! The OCI operations on an existing container: start, state, kill, delete, list, ps,
+//! pause, resume; and `create`/`run` on top of create.rs.
+
+use crate::channel::Msg;
+use crate::create::{self, Mode};
+use crate::error::{Error, Result};
+use crate::state::{Record, State, StateDir, Status};
+use crate::{hooks, wait, CreateOptions, Runtime};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+impl Runtime {
+    /// `create`: the init waits on exec.fifo when this returns.
+    pub fn create(&self, o: &CreateOptions) -> Result<()> {
+        crate::selfexe::ensure_sealed()?;
+        let c = create::create(self, o, Mode::Create)?;
+        c.chan.send(&Msg::WaitFifo)?;
+        Ok(())
+    }
+
+    /// `run`: create and start; unless detached, wait for the container, forwarding
+    /// signals, then delete it and return its exit code (128+n when killed by signal n).
+    pub fn run(&self, o: &CreateOptions, detach: bool) -> Result<i32> {
+        crate::selfexe::ensure_sealed()?;
+        let fwd = if detach {
+            None
+        } else {
+            Some(wait::Forwarder::new()?)
+        };
+        let mut c = create::create(
+            self,
+            o,
+            if detach {
+                Mode::Run
+            } else {
+                Mode::RunForeground
+            },
+        )?;
+        let proxy = match c.proxy.take() {
+            Some(p) => Some(p.start()?),
+            None => None,
+        };
+        c.chan.send(&Msg::Start)?;
+        // The channel is close-on-exec: end-of-file means the user program is running.
+        match c.chan.recv()? {
+            None => {}
+            Some(Msg::Error(e)) => {
+                let _ = self.destroy(&c.dir, &c.record);
+                return Err(Error::Other(e));
+            }
+            Some(m) => {
+                return Err(Error::Other(format!(
+                    "protocol: unexpected {m:?} after start"
+                )))
+            }
+        }
+        run_poststart(&c.record);
+        let Some(fwd) = fwd else { return Ok(0) };
+        let code = fwd.wait(c.pid, c.pidfd.as_ref())?;
+        if let Some(p) = proxy {
+            p.finish();
+        }
+        drop(c._lock);
+        self.destroy(&c.dir, &c.record)?;
+        Ok(code)
+    }
+
+    pub fn start(&self, id: &str) -> Result<()> {
+        let dir = StateDir::new(&self.root, id)?;
+        let _l = dir.lock()?;
+        let rec = dir.load()?;
+        let st = rec.status(&dir);
+        if st != Status::Created {
+            return Err(Error::WrongState {
+                id: id.into(),
+                status: st.to_string(),
+                msg: "cannot start a container that is not created".into(),
+            });
+        }
+        release_fifo(&dir, &rec)?;
+        run_poststart(&rec);
+        Ok(())
+    }
+
+    pub fn state(&self, id: &str) -> Result<State> {
+        let dir = StateDir::new(&self.root, id)?;
+        let rec = dir.load()?;
+        Ok(rec.oci_state(rec.status(&dir)))
+    }
+
+    pub fn list(&self) -> Result<Vec<State>> {
+        let mut out = Vec::new();
+        let rd = match std::fs::read_dir(&self.root) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(Error::io("read", &self.root, e)),
+        };
+        for ent in rd.flatten() {
+            let name = ent.file_name().to_string_lossy().into_owned();
+            if let Ok(dir) = StateDir::new(&self.root, &name) {
+                if let Ok(rec) = dir.load() {
+                    out.push(rec.oci_state(rec.status(&dir)));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    pub fn kill(&self, id: &str, sig: i32, all: bool) -> Result<()> {
+        let dir = StateDir::new(&self.root, id)?;
+        let rec = dir.load()?;
+        let st = rec.status(&dir);
+        if all {
+            if let Some(cg) = &rec.cgroup {
+                return Ok(cg.kill_all(sig)?);
+            }
+        }
+        if st == Status::Stopped {
+            return Err(Error::WrongState {
+                id: id.into(),
+                status: st.to_string(),
+                msg: "container not running".into(),
+            });
+        }
+        signal_init(&rec, sig)
+    }
+
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let dir = StateDir::new(&self.root, id)?;
+        if !dir.path.exists() {
+            return if force {
+                Ok(())
+            } else {
+                Err(Error::NotFound(id.into()))
+            };
+        }
+        let _l = dir.lock()?;
+        let rec = match dir.load() {
+            Ok(r) => r,
+            // A create that died half-way leaves a directory without state: remove it.
+            Err(Error::NotFound(_)) => {
+                dir.remove()?;
+                return if force {
+                    Ok(())
+                } else {
+                    Err(Error::NotFound(id.into()))
+                };
+            }
+            Err(e) => return Err(e),
+        };
+        match rec.status(&dir) {
+            Status::Stopped => {}
+            Status::Created => kill_and_wait(&rec)?,
+            st if force => {
+                if st == Status::Paused {
+                    if let Some(cg) = &rec.cgroup {
+                        let _ = cg.thaw();
+                    }
+                }
+                kill_and_wait(&rec)?
+            }
+            st => {
+                return Err(Error::WrongState {
+                    id: id.into(),
+                    status: st.to_string(),
+                    msg: "cannot delete a container that is not stopped (use --force)".into(),
+                })
+            }
+        }
+        self.destroy(&dir, &rec)
+    }
+
+    /// Remove what is left of a stopped container: processes in its cgroup, the cgroup,
+    /// poststop hooks, the state directory.
+    pub(crate) fn destroy(&self, dir: &StateDir, rec: &Record) -> Result<()> {
+        if let Some(cg) = &rec.cgroup {
+            cg.destroy()?;
+        }
+        if let Some(h) = rec.spec.hooks() {
+            let st = serde_json::to_string(&rec.oci_state(Status::Stopped)).unwrap_or_default();
+            if let Err(e) = hooks::run_hooks(
+                hooks::HookKind::Poststop,
+                h.poststop().as_ref(),
+                st.as_bytes(),
+            ) {
+                tracing::warn!("{e}");
+            }
+        }
+        dir.remove()
+    }
+
+    pub fn pids(&self, id: &str) -> Result<Vec<i32>> {
+        let dir = StateDir::new(&self.root, id)?;
+        let rec = dir.load()?;
+        match &rec.cgroup {
+            Some(cg) => Ok(cg.pids()?),
+            None => Ok(if rec.status(&dir) == Status::Stopped {
+                vec![]
+            } else {
+                vec![rec.pid]
+            }),
+        }
+    }
+
+    pub fn pause(&self, id: &str) -> Result<()> {
+        let (dir, rec) = self.load(id)?;
+        match rec.status(&dir) {
+            Status::Running | Status::Created => {}
+            st => {
+                return Err(Error::WrongState {
+                    id: id.into(),
+                    status: st.to_string(),
+                    msg: "cannot pause a container that is not running".into(),
+                })
+            }
+        }
+        rec.cgroup
+            .as_ref()
+            .ok_or_else(|| Error::Other("container has no cgroup".into()))?
+            .freeze()?;
+        Ok(())
+    }
+
+    pub fn resume(&self, id: &str) -> Result<()> {
+        let (dir, rec) = self.load(id)?;
+        let st = rec.status(&dir);
+        if st != Status::Paused {
+            return Err(Error::WrongState {
+                id: id.into(),
+                status: st.to_string(),
+                msg: "cannot resume a container that is not paused".into(),
+            });
+        }
+        rec.cgroup
+            .as_ref()
+            .ok_or_else(|| Error::Other("container has no cgroup".into()))?
+            .thaw()?;
+        Ok(())
+    }
+
+    pub(crate) fn load(&self, id: &str) -> Result<(StateDir, Record)> {
+        let dir = StateDir::new(&self.root, id)?;
+        let rec = dir.load()?;
+        Ok((dir, rec))
+    }
+}
+
+fn run_poststart(rec: &Record) {
+    if let Some(h) = rec.spec.hooks() {
+        let st = serde_json::to_string(&rec.oci_state(Status::Running)).unwrap_or_default();
+        if let Err(e) = hooks::run_hooks(
+            hooks::HookKind::Poststart,
+            h.poststart().as_ref(),
+            st.as_bytes(),
+        ) {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+/// Open exec.fifo for reading (which lets the init's open for writing complete), read its
+/// byte, remove the fifo. Fails if the init dies instead.
+fn release_fifo(dir: &StateDir, rec: &Record) -> Result<()> {
+    use nix::fcntl::{open, OFlag};
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let path = dir.fifo();
+    let raw = open(
+        &path,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| Error::sys(format!("open {}", path.display()), e))?;
+    // SAFETY: a fresh descriptor from open().
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut pfd = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        let n = poll(&mut pfd, PollTimeout::from(100u16)).unwrap_or(0);
+        if n > 0 {
+            let mut b = [0u8; 8];
+            match nix::unistd::read(fd.as_raw_fd(), &mut b) {
+                Ok(k) if k > 0 => break,
+                _ => {}
+            }
+        }
+        if !crate::util::process_alive(rec.pid, rec.start_time) {
+            return Err(Error::Other(format!(
+                "container \"{}\" init exited before start",
+                rec.id
+            )));
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Other(format!(
+                "container \"{}\" did not start within 30s",
+                rec.id
+            )));
+        }
+    }
+    std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))
+}
+
+fn pidfd_of(rec: &Record) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags; the result is checked.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, rec.pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a fresh pidfd.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // The pid could have been recycled between the state check and pidfd_open: check again.
+    if !crate::util::process_alive(rec.pid, rec.start_time) {
+        return None;
+    }
+    Some(fd)
+}
+
+fn signal_init(rec: &Record, sig: i32) -> Result<()> {
+    let Some(fd) = pidfd_of(rec) else {
+        return Err(Error::WrongState {
+            id: rec.id.clone(),
+            status: "stopped".into(),
+            msg: "container not running".into(),
+        });
+    };
+    // SAFETY: pidfd_send_signal with a pidfd we own and no siginfo.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            sig,
+            std::ptr::null::<()>(),
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(Error::sys(
+            format!("kill {} with {}", rec.id, crate::signal::name(sig)),
+            nix::errno::Errno::last(),
+        ));
+    }
+    Ok(())
+}
+
+/// SIGKILL the container (every process in its cgroup) and wait until the init is gone.
+fn kill_and_wait(rec: &Record) -> Result<()> {
+    let fd = pidfd_of(rec);
+    if let Some(cg) = &rec.cgroup {
+        cg.kill_all(libc::SIGKILL)?;
+    }
+    if let Some(fd) = fd {
+        // SAFETY: as in signal_init.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<()>(),
+                0,
+            )
+        };
+        let mut pfd = [nix::poll::PollFd::new(
+            fd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let _ = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(10_000u16));
+    }
+    Ok(())
+}

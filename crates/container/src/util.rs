@@ -1,0 +1,128 @@
+//! Small helpers: time stamps, atomic writes, process identity from /proc.
+
+use crate::error::{Error, Result};
+use std::io::Write;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// RFC 3339 UTC timestamp with nanoseconds (the form runc's `created` uses).
+pub fn rfc3339_now() -> String {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    rfc3339(d.as_secs() as i64, d.subsec_nanos())
+}
+
+pub fn rfc3339(secs: i64, nanos: u32) -> String {
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z.rem_euclid(146097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Write `data` to `path` atomically: a temporary file in the same directory, fsync-free
+/// (state lives on tmpfs), then rename over the target.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("state"),
+        std::process::id()
+    ));
+    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+    f.write_all(data).map_err(|e| Error::io("write", &tmp, e))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io("rename into place", path, e)
+    })
+}
+
+/// What /proc/<pid>/stat says about a process: its state letter and start time (in clock
+/// ticks since boot). The start time tells a live container init from a recycled pid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    pub state: char,
+    pub start_time: u64,
+}
+
+pub fn proc_stat(pid: i32) -> Option<ProcStat> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_proc_stat(&s)
+}
+
+/// Parse /proc/<pid>/stat; the command name may contain spaces and parentheses, so fields
+/// are counted from the last ')'.
+pub fn parse_proc_stat(s: &str) -> Option<ProcStat> {
+    let rest = &s[s.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // After the state (field 3) the start time is field 22, i.e. the 19th after state.
+    let start_time = fields.nth(18)?.parse().ok()?;
+    Some(ProcStat { state, start_time })
+}
+
+/// Is `pid` the same live (non-zombie) process that had `start_time`?
+pub fn process_alive(pid: i32, start_time: u64) -> bool {
+    match proc_stat(pid) {
+        Some(st) => st.start_time == start_time && st.state != 'Z' && st.state != 'X',
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339(951782400, 5), "2000-02-29T00:00:00.000000005Z");
+        assert_eq!(rfc3339(1795436400, 0), "2026-11-23T09:00:00.000000000Z");
+    }
+
+    #[test]
+    fn parses_stat_with_odd_comm() {
+        let s = "1234 (a) b (c) S 1 1234 1234 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 98765 1000 10 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0";
+        let st = parse_proc_stat(s).unwrap();
+        assert_eq!(st.state, 'S');
+        assert_eq!(st.start_time, 98765);
+    }
+
+    #[test]
+    fn own_process_is_alive_and_other_start_time_is_not() {
+        let me = std::process::id() as i32;
+        let st = proc_stat(me).unwrap();
+        assert!(process_alive(me, st.start_time));
+        assert!(!process_alive(me, st.start_time + 1));
+    }
+
+    #[test]
+    fn atomic_write_replaces() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("state.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+}

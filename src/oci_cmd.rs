@@ -1,0 +1,313 @@
+//! The OCI runtime face: runc's commands, flags and exit codes.
+
+use crate::GlobalOpts;
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use podrun_container as engine;
+use std::path::PathBuf;
+
+#[derive(Subcommand, Debug)]
+pub enum OciCommand {
+    /// Create a container (its init waits for `start`)
+    Create(CreateArgs),
+    /// Run the user process of a created container
+    Start { id: String },
+    /// Create and start a container, and wait for it unless --detach
+    Run {
+        #[command(flatten)]
+        create: CreateArgs,
+        /// Detach from the container's process
+        #[arg(short = 'd', long)]
+        detach: bool,
+        /// Ignored for runc compatibility
+        #[arg(long, hide = true)]
+        keep: bool,
+    },
+    /// Print the OCI state of a container as JSON
+    State { id: String },
+    /// Send a signal to the container's init process (default SIGTERM)
+    Kill {
+        id: String,
+        signal: Option<String>,
+        /// Send the signal to all processes in the container
+        #[arg(short = 'a', long)]
+        all: bool,
+    },
+    /// Delete a container's resources
+    Delete {
+        id: String,
+        /// Kill the container first if it is running
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+    /// List containers
+    List {
+        #[arg(short = 'f', long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+        /// Print only the ids
+        #[arg(short = 'q', long)]
+        quiet: bool,
+    },
+    /// List the processes running in a container
+    Ps {
+        #[arg(short = 'f', long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+        id: String,
+        /// Arguments passed to ps(1)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Run a new process inside a container
+    Exec(ExecArgs),
+    /// Freeze every process of a container
+    Pause { id: String },
+    /// Thaw a paused container
+    Resume { id: String },
+    /// Print the runtime's OCI features JSON
+    Features,
+    /// Write a default config.json
+    Spec {
+        #[arg(short = 'b', long, default_value = ".")]
+        bundle: PathBuf,
+        /// A spec for a rootless container
+        #[arg(long)]
+        rootless: bool,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CreateArgs {
+    /// Path to the OCI bundle (default: the current directory)
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Unix socket that receives the pty master when process.terminal is true
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Write the container's init pid here
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Use chroot instead of pivot_root
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring
+    #[arg(long = "no-new-keyring")]
+    pub no_new_keyring: bool,
+    /// Pass N extra fds (3..3+N) to the container
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    pub id: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExecArgs {
+    /// process.json describing the process to run
+    #[arg(short = 'p', long)]
+    pub process: Option<PathBuf>,
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    #[arg(long)]
+    pub cwd: Option<String>,
+    /// UID[:GID]
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    #[arg(short = 'g', long = "additional-gids")]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability to the bounding, effective, permitted and inheritable sets
+    #[arg(short = 'c', long = "cap")]
+    pub caps: Vec<String>,
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    #[arg(long = "process-label", hide = true)]
+    pub process_label: Option<String>,
+    #[arg(long, hide = true)]
+    pub apparmor: Option<String>,
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
+    pub id: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+impl CreateArgs {
+    fn options(self) -> engine::CreateOptions {
+        engine::CreateOptions {
+            id: self.id,
+            bundle: self.bundle,
+            console_socket: self.console_socket,
+            pid_file: self.pid_file,
+            no_pivot: self.no_pivot,
+            no_new_keyring: self.no_new_keyring,
+            preserve_fds: self.preserve_fds,
+        }
+    }
+}
+
+pub fn run(g: &GlobalOpts, cmd: OciCommand) -> Result<i32> {
+    let rt = engine::Runtime::new(&g.root);
+    match cmd {
+        OciCommand::Create(a) => {
+            rt.create(&a.options())?;
+            Ok(0)
+        }
+        OciCommand::Start { id } => {
+            rt.start(&id)?;
+            Ok(0)
+        }
+        OciCommand::Run { create, detach, .. } => Ok(rt.run(&create.options(), detach)?),
+        OciCommand::State { id } => {
+            let st = rt.state(&id)?;
+            println!("{}", serde_json::to_string_pretty(&st)?);
+            Ok(0)
+        }
+        OciCommand::Kill { id, signal, all } => {
+            let sig = engine::signal::parse(signal.as_deref().unwrap_or("SIGTERM"))?;
+            rt.kill(&id, sig, all)?;
+            Ok(0)
+        }
+        OciCommand::Delete { id, force } => {
+            rt.delete(&id, force)?;
+            Ok(0)
+        }
+        OciCommand::List { format, quiet } => {
+            let list = rt.list()?;
+            if quiet {
+                for s in &list {
+                    println!("{}", s.id);
+                }
+            } else if format == "json" {
+                let v: Vec<_> = list.iter().map(engine::ListEntry::from).collect();
+                println!("{}", serde_json::to_string(&v)?);
+            } else {
+                print_list_table(&list);
+            }
+            Ok(0)
+        }
+        OciCommand::Ps {
+            format,
+            id,
+            ps_args,
+        } => {
+            let pids = rt.pids(&id)?;
+            if format == "json" {
+                println!("{}", serde_json::to_string(&pids)?);
+                return Ok(0);
+            }
+            ps_table(&pids, &ps_args)
+        }
+        OciCommand::Exec(a) => exec(&rt, a),
+        OciCommand::Pause { id } => {
+            rt.pause(&id)?;
+            Ok(0)
+        }
+        OciCommand::Resume { id } => {
+            rt.resume(&id)?;
+            Ok(0)
+        }
+        OciCommand::Features => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&engine::features::features())?
+            );
+            Ok(0)
+        }
+        OciCommand::Spec { bundle, rootless } => {
+            let path = bundle.join("config.json");
+            if path.exists() {
+                anyhow::bail!("{}: file already exists", path.display());
+            }
+            let spec = engine::spec::default_spec(rootless);
+            let text = serde_json::to_string_pretty(&spec)?;
+            std::fs::write(&path, text + "\n")
+                .with_context(|| format!("write {}", path.display()))?;
+            Ok(0)
+        }
+    }
+}
+
+fn exec(rt: &engine::Runtime, a: ExecArgs) -> Result<i32> {
+    let opts = engine::ExecOptions {
+        process_json: a.process,
+        args: a.args,
+        tty: a.tty,
+        detach: a.detach,
+        pid_file: a.pid_file,
+        console_socket: a.console_socket,
+        env: a.env,
+        cwd: a.cwd,
+        user: a.user,
+        additional_gids: a.additional_gids,
+        caps: a.caps,
+        no_new_privs: a.no_new_privs,
+        preserve_fds: a.preserve_fds,
+        ignore_paused: a.ignore_paused,
+    };
+    Ok(rt.exec(&a.id, opts)?)
+}
+
+fn print_list_table(list: &[engine::State]) {
+    println!(
+        "{:<12} {:<8} {:<10} {:<50} {:<30} {}",
+        "ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"
+    );
+    for s in list {
+        println!(
+            "{:<12} {:<8} {:<10} {:<50} {:<30} {}",
+            s.id,
+            s.pid.unwrap_or(0),
+            s.status,
+            s.bundle.display(),
+            s.created,
+            s.owner
+        );
+    }
+}
+
+/// `ps` table: run ps(1) with the given args and keep the header plus the container's pids.
+fn ps_table(pids: &[i32], args: &[String]) -> Result<i32> {
+    let args: Vec<String> = if args.is_empty() {
+        vec!["-ef".into()]
+    } else {
+        args.to_vec()
+    };
+    let out = std::process::Command::new("ps")
+        .args(&args)
+        .output()
+        .context("run ps")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "ps {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or("");
+    let col = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .ok_or_else(|| anyhow::anyhow!("ps output has no PID column"))?;
+    println!("{header}");
+    for l in lines {
+        if let Some(pid) = l
+            .split_whitespace()
+            .nth(col)
+            .and_then(|p| p.parse::<i32>().ok())
+        {
+            if pids.contains(&pid) {
+                println!("{l}");
+            }
+        }
+    }
+    Ok(0)
+}
