@@ -22,6 +22,14 @@ pub fn parse_capability(name: &str) -> Result<caps::Capability> {
         .map_err(|_| Error::Other(format!("unknown capability \"{name}\"")))
 }
 
+/// "CAP_SYS_ADMIN" (or "SYS_ADMIN", any case) -> oci-spec's enum, e.g. for
+/// `exec --cap`. (oci-spec's own `FromStr` wants "SYS_ADMIN" only.)
+pub fn parse_oci_capability(name: &str) -> Result<OciCap> {
+    let canonical = parse_capability(name)?.to_string();
+    serde_json::from_value(serde_json::Value::String(canonical))
+        .map_err(|_| Error::Other(format!("unknown capability \"{name}\"")))
+}
+
 /// oci-spec's capability enum (Display = "NET_ADMIN") -> caps'.
 pub fn from_oci(c: &OciCap) -> Result<caps::Capability> {
     parse_capability(&format!("CAP_{c}"))
@@ -204,6 +212,16 @@ mod tests {
         );
         let e = parse_capability("CAP_FLY").unwrap_err().to_string();
         assert!(e.contains("CAP_FLY"), "{e}");
+    }
+
+    #[test]
+    fn oci_capability_names() {
+        assert_eq!(
+            parse_oci_capability("CAP_SYS_ADMIN").unwrap(),
+            OciCap::SysAdmin
+        );
+        assert_eq!(parse_oci_capability("sys_admin").unwrap(), OciCap::SysAdmin);
+        assert!(parse_oci_capability("CAP_NOPE").is_err());
     }
 
     #[test]

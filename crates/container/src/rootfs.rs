@@ -267,21 +267,35 @@ pub fn finalize_rootfs(spec: &Spec) -> Result<()> {
             })?;
         }
     }
-    for p in linux
+    for (i, p) in linux
         .and_then(|l| l.readonly_paths().as_ref())
         .into_iter()
         .flatten()
+        .enumerate()
     {
-        readonly_path(Path::new(p))?;
+        readonly_path(&absolute("linux.readonlyPaths", i, p)?)?;
     }
-    for p in linux
+    for (i, p) in linux
         .and_then(|l| l.masked_paths().as_ref())
         .into_iter()
         .flatten()
+        .enumerate()
     {
-        mask_path(Path::new(p))?;
+        mask_path(&absolute("linux.maskedPaths", i, p)?)?;
     }
     Ok(())
+}
+
+/// A maskedPaths/readonlyPaths entry must be absolute.
+fn absolute(field: &str, i: usize, p: &str) -> Result<PathBuf> {
+    let path = PathBuf::from(p);
+    if !path.is_absolute() {
+        return Err(Error::spec(
+            format!("{field}[{i}]"),
+            format!("\"{p}\" must be an absolute path"),
+        ));
+    }
+    Ok(path)
 }
 
 /// Does the spec ask for a namespace of this type ("ipc", "network", "uts")?
@@ -399,6 +413,16 @@ fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The spec's source, or the filesystem name when it has none (the source
+/// shows in mountinfo, and runtime-tools compares it with the spec).
+fn src_or(source: &Path, default: &str) -> PathBuf {
+    if source.as_os_str().is_empty() {
+        PathBuf::from(default)
+    } else {
+        source.to_path_buf()
+    }
+}
+
 fn mkdir_all(p: &Path) -> Result<()> {
     std::fs::create_dir_all(p).map_err(|e| Error::io("create mount point", p, e))
 }
@@ -454,7 +478,7 @@ fn mount_entry(o: &RootfsOptions, m: &Mount, opts: &MountOptions, is_bind: bool)
             "proc" => {
                 ensure_dir(&target)?;
                 mnt(
-                    Some(Path::new("proc")),
+                    Some(&src_or(&source, "proc")),
                     &target,
                     Some("proc"),
                     opts.flags,
@@ -465,7 +489,7 @@ fn mount_entry(o: &RootfsOptions, m: &Mount, opts: &MountOptions, is_bind: bool)
             "sysfs" => {
                 ensure_dir(&target)?;
                 match mnt(
-                    Some(Path::new("sysfs")),
+                    Some(&src_or(&source, "sysfs")),
                     &target,
                     Some("sysfs"),
                     opts.flags,
@@ -490,7 +514,7 @@ fn mount_entry(o: &RootfsOptions, m: &Mount, opts: &MountOptions, is_bind: bool)
             "mqueue" => {
                 ensure_dir(&target)?;
                 match mnt(
-                    Some(Path::new("mqueue")),
+                    Some(&src_or(&source, "mqueue")),
                     &target,
                     Some("mqueue"),
                     opts.flags,
