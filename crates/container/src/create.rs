@@ -138,9 +138,7 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
     let cgroup = podrun_cgroups::Cgroup::resolve(&layout, cg_path.as_deref(), &o.id)?;
     cgroup.create()?;
     cleanup.cgroup = Some(cgroup.clone());
-    if let Some(res) = linux.and_then(|l| l.resources().as_ref()) {
-        cgroup.apply(res)?;
-    }
+    cgroup.apply(&crate::resources::effective(&spec))?;
 
     // exec.fifo: `start` opens it for reading, which releases the init.
     let fifo_fd = if mode == Mode::Create {

@@ -33,6 +33,7 @@ pub mod create;
 pub mod exec;
 pub mod init;
 pub mod lifecycle;
+pub mod resources;
 pub mod state;
 pub mod tty;
 
