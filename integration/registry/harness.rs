@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 pub struct Registry {
     child: Child,
+    token_server: Option<Child>,
     /// `127.0.0.1:PORT`
     pub addr: String,
     pub dir: PathBuf,
@@ -49,11 +50,6 @@ impl Registry {
     pub fn start(basic_auth: Option<(&str, &str)>) -> Registry {
         assert!(available(), "docker-registry and skopeo are needed: apt-get install docker-registry skopeo apache2-utils");
         let dir = scratch_dir("registry");
-        let port = {
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let addr = format!("127.0.0.1:{port}");
         let mut auth = String::new();
         if let Some((u, p)) = basic_auth {
             let out = Command::new("htpasswd")
@@ -67,6 +63,64 @@ impl Registry {
                 dir.join("htpasswd").display()
             );
         }
+        Self::launch(dir, auth, None, basic_auth.map(|(u, p)| format!("{u}:{p}")))
+    }
+
+    /// Start a registry that uses token (Bearer) auth, with a token server on 127.0.0.1
+    /// (`token_server.py`) that hands out tokens for `user`/`password` only.
+    pub fn start_with_token(user: &str, password: &str) -> Registry {
+        assert!(available(), "docker-registry and skopeo are needed");
+        let dir = scratch_dir("registry");
+        let tport = free_port();
+        let cert = dir.join("token.pem");
+        let script = scripts_dir()
+            .parent()
+            .unwrap()
+            .join("integration/registry/token_server.py");
+        let ts = Command::new("python3")
+            .arg(&script)
+            .args([
+                "--port",
+                &tport.to_string(),
+                "--user",
+                user,
+                "--password",
+                password,
+            ])
+            .arg("--cert-out")
+            .arg(&cert)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("token.log")).unwrap())
+            .spawn()
+            .expect("starting token_server.py");
+        let mut ts = ts;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !cert.exists() || TcpStream::connect(("127.0.0.1", tport)).is_err() {
+            if Instant::now() > deadline || ts.try_wait().ok().flatten().is_some() {
+                let _ = ts.kill();
+                let _ = ts.wait();
+                panic!(
+                    "token server did not come up: {}",
+                    std::fs::read_to_string(dir.join("token.log")).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let auth = format!(
+            "auth:\n  token:\n    realm: http://127.0.0.1:{tport}/token\n    service: podrun-test\n    issuer: podrun-test-issuer\n    rootcertbundle: {}\n",
+            cert.display()
+        );
+        Self::launch(dir, auth, Some(ts), Some(format!("{user}:{password}")))
+    }
+
+    fn launch(
+        dir: PathBuf,
+        auth: String,
+        token_server: Option<Child>,
+        creds: Option<String>,
+    ) -> Registry {
+        let addr = format!("127.0.0.1:{}", free_port());
         let config = format!(
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n  secret: podrun-test\n{auth}",
             dir.join("storage").display()
@@ -83,9 +137,10 @@ impl Registry {
             .expect("starting docker-registry");
         let r = Registry {
             child,
+            token_server,
             addr,
             dir,
-            creds: basic_auth.map(|(u, p)| format!("{u}:{p}")),
+            creds,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(&r.addr).is_err() {
@@ -123,10 +178,19 @@ impl Registry {
     }
 }
 
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(t) = &mut self.token_server {
+            let _ = t.kill();
+            let _ = t.wait();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

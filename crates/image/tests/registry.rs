@@ -324,3 +324,27 @@ fn skopeo_archives_load() {
     assert_clean(root.path());
     let _ = fs::remove_dir_all(&work);
 }
+
+#[test]
+fn pull_with_bearer_token_auth() {
+    let reg = Registry::start_with_token("tokenuser", "tokenpw");
+    let work = scratch_dir("token-test");
+    busybox_layout(&work.join("layout"), "bb", &[], None);
+    reg.push(
+        &format!("oci:{}:bb", work.join("layout").display()),
+        "tok/bb:1",
+        false,
+    );
+    let reference = reg.reference("tok/bb:1");
+    let root = store_dir();
+    let st = Store::open(root.path()).unwrap();
+    // anonymous: the token server refuses
+    let e = st.pull(&reference, &insecure()).unwrap_err();
+    assert!(matches!(e, Error::Auth { .. }), "{e}");
+    let mut o = insecure();
+    o.creds = Some("tokenuser:tokenpw".into());
+    let img = st.pull(&reference, &o).unwrap();
+    assert_eq!(img.layers.len(), 1);
+    assert_clean(root.path());
+    let _ = fs::remove_dir_all(&work);
+}
