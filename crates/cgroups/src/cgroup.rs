@@ -205,13 +205,23 @@ impl Cgroup {
         open_dir_path(dir).ok()
     }
 
-    /// All processes in the cgroup and its descendants (sorted, deduplicated).
+    /// All processes in the cgroup and its descendants (sorted, deduplicated). On v1 this is
+    /// the union over every hierarchy, so a process moved into a sub-cgroup of only one
+    /// controller (a container managing its own cgroups) is still found.
     pub fn pids(&self) -> Result<Vec<i32>> {
-        let Some(dir) = self.procs_dir() else {
-            return Ok(Vec::new());
-        };
         let mut out = Vec::new();
-        collect_pids(dir, &mut out)?;
+        match self.mode {
+            Mode::V2 => {
+                if let Some(d) = self.unified_dir() {
+                    collect_pids(d, &mut out)?;
+                }
+            }
+            Mode::V1 => {
+                for n in self.nodes() {
+                    collect_pids(&n.leaf, &mut out)?;
+                }
+            }
+        }
         out.sort_unstable();
         out.dedup();
         Ok(out)

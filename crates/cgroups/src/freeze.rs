@@ -105,10 +105,11 @@ impl Cgroup {
         }
     }
 
-    /// Send `sig` to every process. SIGKILL on v2 uses cgroup.kill when the kernel has it;
-    /// otherwise the cgroup is frozen, every process signalled, then thawed (no fork races).
-    /// A cgroup that was already frozen stays frozen, except for SIGKILL (which needs a thaw
-    /// to be delivered on v1).
+    /// Send `sig` to every process (descendant cgroups included).
+    /// SIGKILL: v2 writes cgroup.kill when the kernel has it; otherwise processes are killed in
+    /// rounds until no new one appears (see `kill_rounds`), then a frozen cgroup is thawed so
+    /// the kills land. Other signals: freeze, signal each process, thaw (no fork races); a
+    /// cgroup that was already frozen stays frozen.
     pub fn kill_all(&self, sig: i32) -> Result<()> {
         if sig == libc::SIGKILL && self.mode == Mode::V2 {
             if let Some(d) = self.unified_dir() {
@@ -136,6 +137,9 @@ impl Cgroup {
         if !dir.is_dir() {
             return Ok(());
         }
+        if sig == libc::SIGKILL {
+            return self.kill_rounds();
+        }
         let can_freeze = self.freezer().is_ok();
         let was_frozen = can_freeze && self.is_frozen().unwrap_or(false);
         if can_freeze && !was_frozen {
@@ -148,23 +152,58 @@ impl Cgroup {
         res
     }
 
+    /// SIGKILL without freezing: kill every listed process, re-read, repeat until a round finds
+    /// no process we have not signalled yet. A task with SIGKILL pending cannot complete a
+    /// fork, so children born during a round are caught by the next one. A frozen cgroup is
+    /// thawed afterwards so the kills are delivered.
+    fn kill_rounds(&self) -> Result<()> {
+        let mut done: Vec<i32> = Vec::new();
+        for _ in 0..1000 {
+            let fresh: Vec<i32> = self
+                .pids()?
+                .into_iter()
+                .filter(|p| !done.contains(p))
+                .collect();
+            if fresh.is_empty() {
+                if self.freezer().is_ok() && self.is_frozen().unwrap_or(false) {
+                    self.thaw()?;
+                }
+                return Ok(());
+            }
+            for &pid in &fresh {
+                signal(pid, libc::SIGKILL)?;
+            }
+            done.extend(fresh);
+        }
+        Err(Error::Timeout {
+            path: self.procs_dir().unwrap_or(Path::new("?")).to_path_buf(),
+            what: "no new processes after 1000 SIGKILL rounds (fork bomb?)".into(),
+        })
+    }
+
     fn signal_each(&self, sig: i32) -> Result<()> {
         for pid in self.pids()? {
-            // SAFETY: kill(2) with a pid read from cgroup.procs and a caller-given signal number;
-            // no memory is shared with the kernel.
-            let r = unsafe { libc::kill(pid, sig) };
-            if r != 0 {
-                let e = io::Error::last_os_error();
-                if e.raw_os_error() != Some(libc::ESRCH) {
-                    return Err(Error::Sys {
-                        call: format!("kill({pid}, {sig})"),
-                        source: e,
-                    });
-                }
-            }
+            signal(pid, sig)?;
         }
         Ok(())
     }
+}
+
+/// kill(2), ignoring processes that are already gone.
+fn signal(pid: i32, sig: i32) -> Result<()> {
+    // SAFETY: kill(2) with a pid read from cgroup.procs and a caller-given signal number;
+    // no memory is shared with the kernel.
+    let r = unsafe { libc::kill(pid, sig) };
+    if r != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ESRCH) {
+            return Err(Error::Sys {
+                call: format!("kill({pid}, {sig})"),
+                source: e,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn v2_frozen(d: &Path) -> Result<bool> {

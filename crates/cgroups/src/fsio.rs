@@ -78,7 +78,16 @@ pub(crate) fn dir_err(path: &Path, op: &'static str, source: io::Error) -> Error
 }
 
 /// Sub-directories (child cgroups) of a cgroup directory. Missing dir = empty list.
+/// cgroupfs (kernfs) keeps a directory's link count at 2 + number of subdirectories, so one
+/// stat(2) answers the common "no children" case without a readdir.
 pub(crate) fn child_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.nlink() <= 2 => return Ok(Vec::new()),
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(dir_err(dir, "stat", e)),
+    }
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),

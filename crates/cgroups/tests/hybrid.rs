@@ -184,7 +184,14 @@ fn destroy_removes_child_cgroups_made_inside() {
     let _g = Cleanup(cg.clone());
     cg.create().unwrap();
     let mut child = sleeper();
+    let mut other = sleeper();
     cg.add_pid(child.id() as i32).unwrap();
+    // A process that only ever joined one hierarchy (outside the freezer) is found too.
+    std::fs::write(
+        cg.v1_dir("pids").unwrap().join("cgroup.procs"),
+        other.id().to_string(),
+    )
+    .unwrap();
     // A container managing its own sub-cgroups (in some hierarchies only).
     for ctrl in ["pids", "freezer"] {
         let sub = cg.v1_dir(ctrl).unwrap().join("inner/deeper");
@@ -192,9 +199,12 @@ fn destroy_removes_child_cgroups_made_inside() {
         std::fs::write(sub.join("cgroup.procs"), child.id().to_string()).unwrap();
     }
     std::fs::create_dir_all(cg.v1_dir("memory").unwrap().join("empty-child")).unwrap();
-    assert_eq!(cg.pids().unwrap(), vec![child.id() as i32]);
+    let mut want = vec![child.id() as i32, other.id() as i32];
+    want.sort();
+    assert_eq!(cg.pids().unwrap(), want);
     cg.destroy().unwrap();
     assert_eq!(wait_signal(&mut child), Some(libc::SIGKILL));
+    assert_eq!(wait_signal(&mut other), Some(libc::SIGKILL));
     assert_gone(&cg.paths());
 }
 
