@@ -145,6 +145,11 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
         let fifo = dir.fifo();
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
             .map_err(|e| Error::sys(format!("mkfifo {}", fifo.display()), e))?;
+        // Writable by the container's root, whatever the umask and the user namespace (runc too).
+        let (uid, gid) = root_ids(&spec);
+        let fifo_err = |e| Error::sys(format!("chmod/chown {}", fifo.display()), e);
+        nix::sys::stat::fchmodat(None, &fifo, nix::sys::stat::Mode::from_bits_truncate(0o622), nix::sys::stat::FchmodatFlags::FollowSymlink).map_err(fifo_err)?;
+        nix::unistd::chown(&fifo, Some(uid.into()), Some(gid.into())).map_err(fifo_err)?;
         let fd = nix::fcntl::open(
             &fifo,
             nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
@@ -258,8 +263,7 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
                         st.as_bytes(),
                     )?;
                 }
-                let st =
-                    serde_json::to_string(&record.oci_state(Status::Created)).unwrap_or_default();
+                // createContainer hooks see "creating" too; the init marks startContainer's "created".
                 parent.send(&Msg::HooksDone(st))?;
             }
             Some((Msg::Ready, _)) => break,
@@ -370,6 +374,15 @@ fn write_id_maps(pid: i32, spec: &oci_spec::runtime::Spec) -> Result<()> {
         })?;
     }
     Ok(())
+}
+
+/// The host uid and gid that container root maps to (0 and 0 without a user namespace).
+fn root_ids(spec: &oci_spec::runtime::Spec) -> (u32, u32) {
+    let linux = spec.linux().as_ref();
+    let find = |m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        m.into_iter().flatten().find(|m| m.container_id() == 0).map(|m| m.host_id()).unwrap_or(0)
+    };
+    (find(linux.and_then(|l| l.uid_mappings().as_ref())), find(linux.and_then(|l| l.gid_mappings().as_ref())))
 }
 
 fn owner_name() -> String {

@@ -44,6 +44,9 @@ pub enum Error {
     },
     #[error("{0}")]
     Other(String),
+    /// The other end of the runtime/init channel is gone (it reports its own error).
+    #[error("the runtime went away during {0}")]
+    RuntimeGone(&'static str),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

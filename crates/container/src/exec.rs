@@ -118,7 +118,9 @@ impl Runtime {
                     Ok(never) => match never {},
                     Err(e) => e,
                 };
-                let _ = child.send(&Msg::Error(err.to_string()));
+                if !matches!(err, Error::RuntimeGone(_)) {
+                    let _ = child.send(&Msg::Error(err.to_string()));
+                }
                 // SAFETY: leave the forked copy without running the parent's destructors.
                 unsafe { libc::_exit(127) }
             }
@@ -192,7 +194,7 @@ fn exec_child(
     );
     match chan.recv()? {
         Some(Msg::Go) => {}
-        _ => return Err(Error::Other("the runtime went away".into())),
+        _ => return Err(Error::RuntimeGone("exec")),
     }
     if !flags.is_empty() {
         nix::sched::setns(pidfd, flags)

@@ -35,7 +35,12 @@ pub(crate) fn child_main(a: InitArgs) -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    // The runtime may be gone (create returned): then stderr is all we have.
+    // The runtime may be gone (create returned): then stderr is all we have. If it went away
+    // during create, it failed and reports that itself.
+    if matches!(err, Error::RuntimeGone(_)) {
+        // SAFETY: as below.
+        unsafe { libc::_exit(127) }
+    }
     if a.chan.send(&Msg::Error(err.to_string())).is_err() {
         eprintln!("podrun init: {err}");
     }
@@ -51,7 +56,7 @@ fn expect(chan: &Channel, want: Msg) -> Result<()> {
         Some(m) => Err(Error::Other(format!(
             "protocol: expected {want:?}, got {m:?}"
         ))),
-        None => Err(Error::Other("the runtime went away during create".into())),
+        None => Err(Error::RuntimeGone("create")),
     }
 }
 
@@ -125,7 +130,7 @@ fn run(a: &InitArgs) -> Result<Never> {
                 "protocol: expected HooksDone, got {m:?}"
             )))
         }
-        None => return Err(Error::Other("the runtime went away during create".into())),
+        None => return Err(Error::RuntimeGone("create")),
     };
     if let Some(h) = a.spec.hooks() {
         hooks::run_hooks(
@@ -186,20 +191,28 @@ fn run(a: &InitArgs) -> Result<Never> {
             wait_fifo(a.fifo.ok_or_else(|| Error::Other("no exec fifo".into()))?)?
         }
         Some(m) => return Err(Error::Other(format!("protocol: expected Start, got {m:?}"))),
-        None => return Err(Error::Other("the runtime went away before start".into())),
+        None => return Err(Error::RuntimeGone("start")),
     }
-    if let Some(h) = a.spec.hooks() {
-        hooks::run_hooks(
-            hooks::HookKind::StartContainer,
-            h.start_container().as_ref(),
-            state_json.as_bytes(),
-        )?;
+    if let Some(h) = a.spec.hooks().as_ref().filter(|h| h.start_container().is_some()) {
+        let st = with_status(&state_json, "created");
+        hooks::run_hooks(hooks::HookKind::StartContainer, h.start_container().as_ref(), st.as_bytes())?;
     }
     if let (Some(f), true) = (&filter, nnp) {
         seccomp::load(f)?;
     }
     fds::cloexec_from(3 + a.preserve_fds as RawFd, &[])?;
     exec(&exe, &args, &env)
+}
+
+/// The state JSON with another status (startContainer hooks run once the container is created).
+fn with_status(state_json: &str, status: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(state_json) {
+        Ok(mut v) => {
+            v["status"] = status.into();
+            v.to_string()
+        }
+        Err(_) => state_json.to_string(),
+    }
 }
 
 /// runc's three stages, for a joined user namespace or joined namespaces with a new user
