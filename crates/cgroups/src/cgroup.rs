@@ -83,6 +83,29 @@ impl Cgroup {
         })
     }
 
+    /// A cgroup nested directly below this one in every hierarchy (e.g. a container under its
+    /// pod). `name` must be a single path component. The child owns only its own directory:
+    /// destroying it never removes this (parent) cgroup.
+    pub fn child(&self, name: &str) -> Result<Cgroup> {
+        let p = crate::resolve::parse_cgroups_path(Some(name), "")?;
+        if p.absolute || p.components.len() != 1 {
+            return Err(Error::InvalidPath {
+                path: name.to_string(),
+                reason: "a child cgroup name must be a single relative path component".into(),
+            });
+        }
+        let sub = |n: &Node| Node {
+            leaf: n.leaf.join(&p.components[0]),
+            base: n.leaf.clone(),
+            owned: 1,
+        };
+        Ok(Cgroup {
+            mode: self.mode,
+            v1: self.v1.iter().map(|(k, n)| (k.clone(), sub(n))).collect(),
+            unified: self.unified.as_ref().map(sub),
+        })
+    }
+
     /// True when this is a pure cgroup v2 cgroup.
     pub fn is_v2(&self) -> bool {
         self.mode == Mode::V2
@@ -431,6 +454,27 @@ mod tests {
         let back: Cgroup = serde_json::from_str(&s).unwrap();
         assert_eq!(back, cg);
         assert!(s.contains("\"v2\""));
+    }
+
+    #[test]
+    fn child_is_nested_and_owns_only_itself() {
+        let pod = Cgroup::new_v2(Node {
+            leaf: "/sys/fs/cgroup/podrun/pod1".into(),
+            base: "/sys/fs/cgroup".into(),
+            owned: 2,
+        });
+        let c = pod.child("ctr").unwrap();
+        let n = c.unified_node().unwrap();
+        assert_eq!(n.leaf, PathBuf::from("/sys/fs/cgroup/podrun/pod1/ctr"));
+        assert_eq!(n.base, PathBuf::from("/sys/fs/cgroup/podrun/pod1"));
+        assert_eq!(n.owned, 1);
+        assert_eq!(
+            crate::resolve::owned_dirs(n),
+            vec![PathBuf::from("/sys/fs/cgroup/podrun/pod1/ctr")]
+        );
+        for bad in ["a/b", "/a", "..", ""] {
+            assert!(pod.child(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -341,3 +341,35 @@ fn state_json_roundtrip_keeps_working() {
     assert_eq!(wait_signal(&mut child), Some(libc::SIGKILL));
     assert_gone(&cg.paths());
 }
+
+#[test]
+fn pod_child_cgroups() {
+    require_root!();
+    let layout = hybrid();
+    let pod = Cgroup::resolve(&layout, None, &unique("podchild")).unwrap();
+    let _gp = Cleanup(pod.clone());
+    pod.create().unwrap();
+    pod.apply(&res(
+        r#"{"memory":{"limit":536870912},"pids":{"limit":100}}"#,
+    ))
+    .unwrap();
+    let a = pod.child("a").unwrap();
+    let b = pod.child("b").unwrap();
+    a.create().unwrap();
+    b.create().unwrap();
+    a.apply(&res(r#"{"memory":{"limit":268435456}}"#)).unwrap();
+    let mut ca = sleeper();
+    let mut cb = sleeper();
+    a.add_pid(ca.id() as i32).unwrap();
+    b.add_pid(cb.id() as i32).unwrap();
+    assert_eq!(pod.stats().unwrap().pids_current, Some(2));
+    a.destroy().unwrap();
+    assert_eq!(wait_signal(&mut ca), Some(libc::SIGKILL));
+    assert_gone(&a.paths());
+    assert!(b.paths().iter().all(|p| p.is_dir()));
+    // Destroying the pod takes the remaining container with it.
+    pod.destroy().unwrap();
+    assert_eq!(wait_signal(&mut cb), Some(libc::SIGKILL));
+    assert_gone(&b.paths());
+    assert_gone(&pod.paths());
+}
