@@ -225,7 +225,8 @@ fn exec_child(
         seccomp::load(f)?;
     }
     process::apply_identity(p)?;
-    nix::unistd::chdir(p.cwd()).ctx(|| format!("process.cwd: chdir {}", p.cwd().display()))?;
+    process::change_dir(p.cwd())?;
+    process::verify_cwd()?;
     if nnp {
         process::set_no_new_privs()?;
     }
@@ -289,14 +290,7 @@ pub fn build_process(spec: &Spec, o: &ExecOptions) -> Result<Process> {
     }
     if !o.caps.is_empty() {
         let mut caps: LinuxCapabilities = p.capabilities().clone().unwrap_or_default();
-        let add: Vec<Capability> = o
-            .caps
-            .iter()
-            .map(|c| {
-                c.parse::<Capability>()
-                    .map_err(|_| Error::Other(format!("--cap: unknown capability \"{c}\"")))
-            })
-            .collect::<Result<_>>()?;
+        let add: Vec<Capability> = o.caps.iter().map(|c| crate::capabilities::parse_oci_capability(c).map_err(|e| Error::Other(format!("--cap: {e}")))).collect::<Result<_>>()?;
         let extend = |s: &Option<HashSet<Capability>>| -> Option<HashSet<Capability>> {
             let mut s = s.clone().unwrap_or_default();
             s.extend(add.iter().copied());

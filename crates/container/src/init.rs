@@ -342,16 +342,8 @@ fn chdir_inside(cwd: &Path) -> Result<()> {
     if !cwd.exists() {
         std::fs::create_dir_all(cwd).map_err(|e| Error::io("create process.cwd", cwd, e))?;
     }
-    unistd::chdir(cwd).ctx(|| format!("process.cwd: chdir {}", cwd.display()))?;
-    // CVE-2024-21626: a cwd reached through a leaked host fd would show as "(unreachable)".
-    let now = unistd::getcwd().ctx(|| "getcwd".into())?;
-    if !now.starts_with("/") {
-        return Err(Error::spec(
-            "process.cwd",
-            format!("{} resolves outside the container", cwd.display()),
-        ));
-    }
-    Ok(())
+    process::change_dir(cwd)?;
+    process::verify_cwd()
 }
 
 /// Open exec.fifo for writing through our O_PATH descriptor; this blocks until `podrun start`

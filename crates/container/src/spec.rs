@@ -136,6 +136,18 @@ pub fn default_spec(rootless: bool) -> Spec {
         Spec::default()
     };
     spec.set_hostname(Some("podrun".to_string()));
+    if !rootless {
+        // runc's default: deny every device in the devices cgroup (the runtime then allows
+        // the default devices itself).
+        let mut deny = oci_spec::runtime::LinuxDeviceCgroup::default();
+        deny.set_allow(false);
+        deny.set_access(Some("rwm".to_string()));
+        if let Some(linux) = spec.linux_mut() {
+            let mut res = linux.resources().clone().unwrap_or_default();
+            res.set_devices(Some(vec![deny]));
+            linux.set_resources(Some(res));
+        }
+    }
     spec
 }
 
