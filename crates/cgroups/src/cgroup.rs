@@ -187,24 +187,40 @@ impl Cgroup {
 
     fn create_inner(&self) -> Result<()> {
         for n in self.nodes() {
-            let is_cpuset = self.v1.get("cpuset").is_some_and(|c| c.leaf == n.leaf);
-            let is_unified = self.unified.as_ref().is_some_and(|u| u.leaf == n.leaf);
-            let rel = n.leaf.strip_prefix(&n.base).unwrap_or(Path::new(""));
-            let mut dir = n.base.clone();
-            for comp in rel.components() {
-                let parent = dir.clone();
-                dir.push(comp);
-                if is_unified {
-                    enable_subtree_controllers(&parent);
+            // A shared parent (e.g. "podrun/") may be removed by a concurrent destroy between
+            // our mkdirs: start the path again a few times.
+            let mut tries = 0;
+            loop {
+                match self.create_node(n) {
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) && tries < 3 => tries += 1,
+                    r => {
+                        r?;
+                        break;
+                    }
                 }
-                match std::fs::create_dir(&dir) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(fsio::dir_err(&dir, "mkdir", e)),
-                }
-                if is_cpuset {
-                    copy_cpuset_from_parent(&parent, &dir)?;
-                }
+            }
+        }
+        Ok(())
+    }
+
+    fn create_node(&self, n: &Node) -> Result<()> {
+        let is_cpuset = self.v1.get("cpuset").is_some_and(|c| c.leaf == n.leaf);
+        let is_unified = self.unified.as_ref().is_some_and(|u| u.leaf == n.leaf);
+        let rel = n.leaf.strip_prefix(&n.base).unwrap_or(Path::new(""));
+        let mut dir = n.base.clone();
+        for comp in rel.components() {
+            let parent = dir.clone();
+            dir.push(comp);
+            if is_unified {
+                enable_subtree_controllers(&parent);
+            }
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(fsio::dir_err(&dir, "mkdir", e)),
+            }
+            if is_cpuset {
+                copy_cpuset_from_parent(&parent, &dir)?;
             }
         }
         Ok(())

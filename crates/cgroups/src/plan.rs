@@ -109,13 +109,14 @@ fn v2(avail: &Avail, c: &str, field: &'static str) -> Result<Target> {
     }
 }
 
-fn throttles<'a>(
-    b: &'a LinuxBlockIo,
-) -> [(
+/// (v1 file stem, v2 io.max key, devices) for the four throttle lists.
+type Throttle<'a> = (
     &'static str,
     &'static str,
     &'a Option<Vec<LinuxThrottleDevice>>,
-); 4] {
+);
+
+fn throttles(b: &LinuxBlockIo) -> [Throttle<'_>; 4] {
     [
         ("read_bps", "rbps", b.throttle_read_bps_device()),
         ("write_bps", "wbps", b.throttle_write_bps_device()),

@@ -85,14 +85,17 @@ pub(crate) fn node_for(
         }
     };
     let mut leaf = base.clone();
-    let mut owned = 0usize;
     for c in &p.components {
         leaf.push(c);
-        if owned > 0 || !exists(&leaf) {
-            owned += 1;
-        }
     }
-    let owned = if owned == 0 { 1 } else { owned };
+    // Bottom-up: the trailing components that do not exist yet are ours (the leaf always is).
+    let mut owned = 0usize;
+    let mut cur = leaf.clone();
+    while owned < p.components.len() && !exists(&cur) {
+        owned += 1;
+        cur.pop();
+    }
+    let owned = owned.max(1);
     Node { leaf, base, owned }
 }
 
