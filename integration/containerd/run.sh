@@ -181,6 +181,9 @@ expect_eq "run: env, cwd, uid, pid 1" "bar /tmp 0 /bin/sh -c echo \"\$FOO \$(pwd
 if "${run[@]}" --cgroup "$(cgroup_of c-det)" -d "$image" c-det /bin/sleep 600 </dev/null >/dev/null 2>"$work/err"; then
 	pass "detached: ctr run -d"
 	if wait_status c-det RUNNING; then pass "detached: task RUNNING"; else fail "detached: task RUNNING" "status: $(task_status c-det)"; fi
+	# The task really is the runtime under test's: it holds the state.
+	st=$("$rt" --root "$work/runc-root/$ns" state c-det 2>&1)
+	expect_eq "runtime: '$(basename "$rt") state' says running" running "$(echo "$st" | jq -r .status 2>/dev/null)"
 	out=$(ctr_ task exec --fifo-dir "$work/fifo" --exec-id e1 c-det /bin/sh -c 'echo exec-out; cat /proc/1/cmdline | tr "\0" " "' 2>&1)
 	expect_eq "exec: output, sees container pid 1" "exec-out
 /bin/sleep 600 " "$out"
