@@ -31,7 +31,24 @@ impl Cgroup {
 }
 
 fn read_oom_kill(f: &Path) -> Result<u64> {
-    let s = fsio::read(f)?;
+    let s = match fsio::read_raw(f) {
+        Ok(s) => s,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && f.parent().is_some_and(Path::is_dir) => {
+            return Err(Error::Unsupported {
+                what: "OOM accounting",
+                reason: format!(
+                    "{} does not exist (memory controller not enabled for this cgroup)",
+                    f.display()
+                ),
+            })
+        }
+        Err(source) => {
+            return Err(Error::Read {
+                path: f.to_path_buf(),
+                source,
+            })
+        }
+    };
     fsio::keyed_value(f, &s, "oom_kill")?.ok_or_else(|| Error::Parse {
         path: f.to_path_buf(),
         content: s.trim().to_string(),

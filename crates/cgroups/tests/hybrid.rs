@@ -373,3 +373,55 @@ fn pod_child_cgroups() {
     assert_gone(&b.paths());
     assert_gone(&pod.paths());
 }
+
+#[test]
+fn failed_create_leaves_nothing_behind() {
+    require_root!();
+    let layout = hybrid();
+    let pod = Cgroup::resolve(&layout, None, &unique("halfway")).unwrap();
+    let _gp = Cleanup(pod.clone());
+    pod.create().unwrap();
+    // Forbid sub-cgroups in the cgroup2 part only: the v1 mkdirs succeed, the unified one
+    // (made last) fails, and everything made before must be removed again.
+    let u = pod.unified_dir().unwrap();
+    std::fs::write(u.join("cgroup.max.depth"), "0").unwrap();
+    let c = pod.child("c").unwrap();
+    let e = c.create().unwrap_err().to_string();
+    assert!(
+        e.contains("mkdir") && e.contains(&*u.join("c").to_string_lossy()),
+        "{e}"
+    );
+    assert_gone(&c.paths());
+    for p in pod.paths() {
+        assert!(
+            p.is_dir(),
+            "the pre-existing parent {} must stay",
+            p.display()
+        );
+    }
+    pod.destroy().unwrap();
+    assert_gone(&pod.paths());
+}
+
+#[test]
+fn destroy_stops_a_forking_workload() {
+    require_root!();
+    let layout = hybrid();
+    let cg = Cgroup::resolve(&layout, Some(&unique("forks")), "d").unwrap();
+    let _g = Cleanup(cg.clone());
+    cg.create().unwrap();
+    cg.apply(&res(r#"{"pids":{"limit":64}}"#)).unwrap();
+    let mut child = gated_sh("while true; do sleep 100 & done");
+    cg.add_pid(child.id() as i32).unwrap();
+    release(&mut child);
+    for _ in 0..500 {
+        if cg.pids().unwrap().len() >= 32 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(cg.pids().unwrap().len() >= 32, "workload did not fork");
+    cg.destroy().unwrap();
+    assert_eq!(wait_signal(&mut child), Some(libc::SIGKILL));
+    assert_gone(&cg.paths());
+}

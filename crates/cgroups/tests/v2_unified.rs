@@ -140,6 +140,14 @@ fn v2_controllers_from_v1_are_reported_missing() {
             "{json}: {e}"
         );
     }
+    let e = podrun_cgroups::OomWatcher::new(&cg)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("memory.events") && e.contains("memory controller"),
+        "{e}"
+    );
+    assert!(cg.oom_kill_count().is_err());
     // Nothing requested from absent controllers: fine.
     cg.apply(&res("{}")).unwrap();
     assert!(cg.stats().unwrap().memory_usage.is_none());
