@@ -48,6 +48,12 @@ pub fn unpack_layer<R: Read>(src: R, dest: &Path) -> Result<UnpackStats> {
         dir_times: Vec::new(),
         buf: vec![0u8; 256 * 1024],
         entries: 0,
+        sgid_dirs: HashSet::new(),
+        umask: process_umask(),
+        // SAFETY: geteuid/getegid cannot fail and touch no memory.
+        euid: unsafe { libc::geteuid() },
+        // SAFETY: as above.
+        egid: unsafe { libc::getegid() },
     };
     {
         let mut archive = tar::Archive::new(&mut hashing);
@@ -86,6 +92,11 @@ struct Unpacker {
     dir_times: Vec<(PathBuf, u64)>,
     buf: Vec<u8>,
     entries: u64,
+    /// Directories (relative) with the setgid bit: files in them inherit the group.
+    sgid_dirs: HashSet<PathBuf>,
+    umask: u32,
+    euid: u32,
+    egid: u32,
 }
 
 struct Meta {
@@ -199,18 +210,24 @@ impl Unpacker {
                     Err(e) => return Err(Error::io("creating directory", &full, e)),
                 }
                 self.known_dirs.insert(rel.clone());
+                if meta.mode & 0o2000 != 0 {
+                    self.sgid_dirs.insert(rel.clone());
+                } else {
+                    self.sgid_dirs.remove(&rel);
+                }
                 self.apply_meta(&full, &meta, &shown)?;
                 self.dir_times.push((rel, meta.mtime));
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                self.clear(&rel, &full, false)?;
-                let mut f = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                    .open(&full)
-                    .ctx("creating file", &full)?;
+                // Create first and clear only on EEXIST: one syscall fewer for the common case.
+                let mut f = match create_file(&full, meta.mode) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        self.clear(&rel, &full, false)?;
+                        create_file(&full, meta.mode).ctx("creating file", &full)?
+                    }
+                    Err(e) => return Err(Error::io("creating file", &full, e)),
+                };
                 loop {
                     let n = entry
                         .read(&mut self.buf)
@@ -220,12 +237,17 @@ impl Unpacker {
                     }
                     f.write_all(&self.buf[..n]).ctx("writing file", &full)?;
                 }
-                std::os::unix::fs::fchown(&f, Some(meta.uid), Some(meta.gid))
-                    .ctx("setting owner", &full)?;
-                f.set_permissions(fs::Permissions::from_mode(meta.mode))
-                    .ctx("setting mode", &full)?;
+                // The file was created by us: skip what the kernel already got right.
+                if !self.default_owner(&rel, &meta) {
+                    std::os::unix::fs::fchown(&f, Some(meta.uid), Some(meta.gid))
+                        .ctx("setting owner", &full)?;
+                }
+                if meta.mode & 0o7000 != 0 || meta.mode & self.umask != 0 {
+                    f.set_permissions(fs::Permissions::from_mode(meta.mode))
+                        .ctx("setting mode", &full)?;
+                }
                 self.set_xattrs(&full, &meta);
-                set_times(&full, meta.mtime, false);
+                set_fd_times(&f, meta.mtime);
             }
             EntryType::Symlink => {
                 let target = entry
@@ -312,6 +334,13 @@ impl Unpacker {
             }
         }
         Ok(())
+    }
+
+    /// Would a file we create at `rel` already have the owner the entry asks for?
+    fn default_owner(&self, rel: &Path, meta: &Meta) -> bool {
+        meta.uid == self.euid
+            && meta.gid == self.egid
+            && !rel.parent().is_some_and(|p| self.sgid_dirs.contains(p))
     }
 
     /// Make sure every ancestor of `rel` is a real directory of this layer (creating missing ones).
@@ -417,6 +446,42 @@ impl Unpacker {
         for (rel, mtime) in self.dir_times.iter().rev() {
             set_times(&self.dest.join(rel), *mtime, true);
         }
+    }
+}
+
+fn create_file(p: &Path, mode: u32) -> io::Result<fs::File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode & 0o777)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(p)
+}
+
+/// The process umask, from /proc (reading it with umask(2) would change it for a moment).
+/// Unknown: all bits, so modes are always set explicitly.
+fn process_umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o777)
+}
+
+fn set_fd_times(f: &fs::File, mtime: u64) {
+    use std::os::fd::AsRawFd;
+    let ts = libc::timespec {
+        tv_sec: mtime as libc::time_t,
+        tv_nsec: 0,
+    };
+    let times = [ts, ts];
+    // SAFETY: a valid open fd and a two-element timespec array alive for the call.
+    let r = unsafe { libc::futimens(f.as_raw_fd(), times.as_ptr()) };
+    if r != 0 {
+        tracing::debug!(error = %io::Error::last_os_error(), "mtime not set");
     }
 }
 

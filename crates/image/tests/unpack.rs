@@ -208,3 +208,29 @@ fn truncated_streams_fail() {
     let (_d, r) = unpack(b"");
     assert!(r.is_err());
 }
+
+#[test]
+fn modes_and_owners_exact_despite_umask_and_setgid_dirs() {
+    let l = layer(&[
+        E::DirOwned("sg/", 0o2775, 0, 42),
+        E::File("sg/f", b"", 0o666),
+        E::FileOwned("sg/g", b"", 0o640, 0, 7),
+        E::File("plain", b"", 0o777),
+    ]);
+    let (d, r) = unpack(&l);
+    r.unwrap();
+    let p = d.path();
+    let sg = fs::metadata(p.join("sg")).unwrap();
+    assert_eq!((sg.gid(), sg.mode() & 0o7777), (42, 0o2775));
+    let f = fs::metadata(p.join("sg/f")).unwrap();
+    assert_eq!(
+        (f.uid(), f.gid(), f.mode() & 0o7777),
+        (0, 0, 0o666),
+        "group not inherited from the setgid dir, umask not applied"
+    );
+    assert_eq!(fs::metadata(p.join("sg/g")).unwrap().gid(), 7);
+    assert_eq!(
+        fs::metadata(p.join("plain")).unwrap().mode() & 0o7777,
+        0o777
+    );
+}

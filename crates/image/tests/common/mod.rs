@@ -13,6 +13,7 @@ pub fn sha(b: &[u8]) -> String {
 
 pub enum E<'a> {
     Dir(&'a str, u32),
+    DirOwned(&'a str, u32, u32, u32),
     File(&'a str, &'a [u8], u32),
     FileOwned(&'a str, &'a [u8], u32, u32, u32),
     Symlink(&'a str, &'a str),
@@ -50,6 +51,13 @@ pub fn layer(entries: &[E]) -> Vec<u8> {
         match e {
             E::Dir(n, m) => {
                 let mut h = header(n, tar::EntryType::Directory, *m, 0);
+                h.set_cksum();
+                b.append(&h, &[][..]).unwrap();
+            }
+            E::DirOwned(n, m, uid, gid) => {
+                let mut h = header(n, tar::EntryType::Directory, *m, 0);
+                h.set_uid(*uid as u64);
+                h.set_gid(*gid as u64);
                 h.set_cksum();
                 b.append(&h, &[][..]).unwrap();
             }
