@@ -18,7 +18,7 @@ use std::os::unix::net::UnixStream;
 
 impl Runtime {
     pub fn exec(&self, id: &str, o: ExecOptions) -> Result<i32> {
-        crate::selfexe::ensure_sealed()?;
+        crate::selfexe::ensure_sealed(&self.root)?;
         let (dir, rec) = self.load(id)?;
         match rec.status(&dir) {
             Status::Running | Status::Created => {}

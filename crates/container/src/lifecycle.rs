@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 impl Runtime {
     /// `create`: the init waits on exec.fifo when this returns.
     pub fn create(&self, o: &CreateOptions) -> Result<()> {
-        crate::selfexe::ensure_sealed()?;
+        crate::selfexe::ensure_sealed(&self.root)?;
         let c = create::create(self, o, Mode::Create)?;
         c.chan.send(&Msg::WaitFifo)?;
         Ok(())
@@ -21,7 +21,7 @@ impl Runtime {
     /// `run`: create and start; unless detached, wait for the container, forwarding
     /// signals, then delete it and return its exit code (128+n when killed by signal n).
     pub fn run(&self, o: &CreateOptions, detach: bool) -> Result<i32> {
-        crate::selfexe::ensure_sealed()?;
+        crate::selfexe::ensure_sealed(&self.root)?;
         let fwd = if detach {
             None
         } else {
