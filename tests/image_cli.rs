@@ -292,3 +292,62 @@ fn container_runs_in_pulled_and_loaded_images() {
         e.ok(&["umount", key]);
     }
 }
+
+/// A pull killed half-way leaves nothing visible; the next pull finishes the work and
+/// clears the leftovers.
+#[test]
+fn interrupted_pull_is_finished_by_the_next() {
+    let reg = Registry::start(None);
+    let e = Env::new("cli-interrupt");
+    let big = e.work.join("big");
+    fs::create_dir_all(big.join("data")).unwrap();
+    // 3 x 16 MB of incompressible data, so the pull takes a while
+    let mut seed = 0x9e3779b97f4a7c15u64;
+    for i in 0..3 {
+        let mut v = vec![0u8; 16 << 20];
+        for c in v.chunks_mut(8) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            c.copy_from_slice(&seed.to_le_bytes()[..c.len()]);
+        }
+        fs::write(big.join(format!("data/blob{i}")), v).unwrap();
+    }
+    let layout = e.work.join("layout");
+    busybox_layout(&layout, "big", &[&big], None);
+    reg.push(&format!("oci:{}:big", layout.display()), "int/big:1", false);
+    let r = reg.reference("int/big:1");
+
+    let mut child = podrun()
+        .args(["image", "pull", "--insecure", &r])
+        .env("PODRUN_IMAGE_ROOT", &e.store)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let busy = fs::read_dir(e.store.join("tmp"))
+            .map(|d| d.count() > 0)
+            .unwrap_or(false);
+        if busy {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        e.ok(&["ls", "-q"]),
+        "",
+        "a killed pull must not leave a visible image"
+    );
+
+    e.ok(&["pull", "--insecure", &r]);
+    assert_eq!(e.ok(&["ls", "-q"]).lines().count(), 1);
+    let m = PathBuf::from(e.ok(&["mount", &r, "big"]).trim());
+    assert_eq!(fs::metadata(m.join("data/blob2")).unwrap().len(), 16 << 20);
+    e.ok(&["umount", "big"]);
+    // leftovers of the killed pull are gone (its pid is dead)
+    assert_eq!(fs::read_dir(e.store.join("tmp")).unwrap().count(), 0);
+}

@@ -27,4 +27,4 @@ pub use error::{Error, Result};
 pub use overlay::validate_key;
 pub use pull::{Progress, PullOptions};
 pub use reference::Reference;
-pub use store::{Image, PruneReport, Store, DEFAULT_ROOT};
+pub use store::{default_root, Image, PruneReport, Store, DEFAULT_ROOT};

@@ -32,6 +32,14 @@ pub struct Store {
     pub(crate) root: PathBuf,
 }
 
+/// The store root to use when none is given: `$PODRUN_IMAGE_ROOT`, else `/var/lib/podrun`.
+pub fn default_root() -> PathBuf {
+    match std::env::var_os("PODRUN_IMAGE_ROOT") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(DEFAULT_ROOT),
+    }
+}
+
 /// An image in the store, ready to become a root filesystem.
 #[derive(Debug, Clone, Serialize)]
 pub struct Image {

@@ -348,3 +348,50 @@ fn pull_with_bearer_token_auth() {
     assert_clean(root.path());
     let _ = fs::remove_dir_all(&work);
 }
+
+#[test]
+fn concurrent_pulls_of_the_same_image() {
+    let reg = Registry::start(None);
+    let work = scratch_dir("conc-pull");
+    let (a, b) = whiteout_layers(&work);
+    busybox_layout(&work.join("layout"), "m", &[&a, &b], None);
+    reg.push(
+        &format!("oci:{}:m", work.join("layout").display()),
+        "conc/m:1",
+        false,
+    );
+    let reference = reg.reference("conc/m:1");
+    let root = store_dir();
+    let ids: Vec<_> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    Store::open(root.path())
+                        .unwrap()
+                        .pull(&reference, &insecure())
+                        .map(|i| i.id)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap().unwrap()).collect()
+    });
+    assert!(ids.windows(2).all(|w| w[0] == w[1]));
+    let st = Store::open(root.path()).unwrap();
+    assert_eq!(st.list().unwrap().len(), 1);
+    assert_eq!(count(root.path(), "layers"), 3);
+    assert_eq!(
+        count(root.path(), "blobs/sha256"),
+        5,
+        "manifest + config + 3 layers"
+    );
+    let m = st
+        .mount_rootfs(&st.resolve(&reference).unwrap(), "c", true)
+        .unwrap();
+    assert_eq!(
+        fs::read_to_string(m.join("data/cache/new")).unwrap(),
+        "new\n"
+    );
+    st.unmount_rootfs("c").unwrap();
+    assert_clean(root.path());
+    let _ = fs::remove_dir_all(&work);
+}
