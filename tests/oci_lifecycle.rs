@@ -357,3 +357,154 @@ fn many_containers_one_root() {
     b.wait_status("stopped");
     assert_eq!(a.status(), "running");
 }
+
+#[test]
+fn create_pid_file() {
+    let mut c = Ctr::new("pidfile");
+    c.args(&["sleep", "1000"]);
+    c.save();
+    let pf = c.dir.join("init.pid");
+    let b = c.bundle.to_str().unwrap().to_string();
+    let o = c.rt(&[
+        "create",
+        "--bundle",
+        &b,
+        "--pid-file",
+        pf.to_str().unwrap(),
+        &c.id,
+    ]);
+    assert_ok(&o, "create --pid-file");
+    let pid: i64 = fs::read_to_string(&pf)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    assert_eq!(pid, c.pid());
+}
+
+#[test]
+fn kill_created_container() {
+    let mut c = Ctr::new("killcreated");
+    c.args(&["sh", "-c", "echo must-not-run"]);
+    c.create();
+    let pid = c.pid();
+    c.kill("KILL");
+    c.wait_status("stopped");
+    assert!(!pid_alive(pid));
+    c.delete();
+    assert_eq!(c.container_stdout(), "");
+}
+
+#[test]
+fn spec_writes_default_config() {
+    let c = Ctr::new("spec");
+    let d = c.dir.join("specbundle");
+    fs::create_dir(&d).unwrap();
+    let o = c.rt(&["spec", "--bundle", d.to_str().unwrap()]);
+    assert_ok(&o, "spec --bundle");
+    let v: Value =
+        serde_json::from_slice(&fs::read(d.join("config.json")).expect("config.json written"))
+            .unwrap();
+    assert!(
+        v["ociVersion"].as_str().unwrap_or("").starts_with("1."),
+        "{v}"
+    );
+    assert_eq!(v["process"]["args"], json!(["sh"]));
+    assert_eq!(v["root"]["path"], "rootfs");
+    let ns: Vec<&str> = v["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["type"].as_str())
+        .collect();
+    for t in ["pid", "network", "ipc", "uts", "mount"] {
+        assert!(ns.contains(&t), "{t} missing from spec namespaces {ns:?}");
+    }
+    // A second `spec` refuses to overwrite.
+    let o = c.rt(&["spec", "--bundle", d.to_str().unwrap()]);
+    assert!(
+        !o.status.success(),
+        "spec overwrote an existing config.json: {}",
+        describe(&o)
+    );
+}
+
+#[test]
+fn features_json() {
+    let c = Ctr::new("features");
+    let o = c.rt(&["features"]);
+    assert_ok(&o, "features");
+    let v: Value = serde_json::from_slice(&o.stdout).expect("features is JSON");
+    assert!(
+        v["ociVersionMin"].is_string() && v["ociVersionMax"].is_string(),
+        "{v}"
+    );
+    let hooks: Vec<&str> = v["hooks"]
+        .as_array()
+        .expect("hooks")
+        .iter()
+        .filter_map(|h| h.as_str())
+        .collect();
+    for h in [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ] {
+        assert!(hooks.contains(&h), "features.hooks lacks {h}: {hooks:?}");
+    }
+    let ns: Vec<&str> = v["linux"]["namespaces"]
+        .as_array()
+        .expect("linux.namespaces")
+        .iter()
+        .filter_map(|n| n.as_str())
+        .collect();
+    for t in ["pid", "network", "ipc", "uts", "mount", "user", "cgroup"] {
+        assert!(
+            ns.contains(&t),
+            "features.linux.namespaces lacks {t}: {ns:?}"
+        );
+    }
+}
+
+#[test]
+fn log_file_json_format() {
+    let c = Ctr::new("logjson");
+    let log = c.dir.join("runtime-log.json");
+    let ghost = format!("{}-ghost", c.id);
+    let o = c.rt(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "state",
+        &ghost,
+    ]);
+    assert!(!o.status.success(), "{}", describe(&o));
+    let text = fs::read_to_string(&log).expect("log file written");
+    let errs: Vec<Value> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l)
+                .unwrap_or_else(|e| panic!("log line not JSON ({e}): {l:?}"))
+        })
+        .filter(|v| v["level"] == "error")
+        .collect();
+    assert!(!errs.is_empty(), "no level=error entry: {text}");
+    assert!(
+        errs[0]["msg"]
+            .as_str()
+            .map(|m| !m.is_empty())
+            .unwrap_or(false),
+        "{text}"
+    );
+    assert!(errs[0]["time"].is_string(), "{text}");
+    if is_podrun() {
+        assert!(
+            errs[0]["msg"].as_str().unwrap().contains(&ghost),
+            "error names the id: {text}"
+        );
+    }
+}

@@ -225,3 +225,23 @@ fn host_mounts_not_visible_and_not_leaked() {
         "the bundle path is still a mount point inside (no pivot_root?): {inside}"
     );
 }
+
+#[test]
+fn linux_devices_created() {
+    let mut c = Ctr::new("mnt-devices");
+    c.config["linux"]["devices"] = json!([
+        {"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3, "fileMode": 432, "uid": 0, "gid": 0}
+    ]);
+    c.resources(json!({"devices": [
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}
+    ]}));
+    let o = c.run_sh("stat -c '%F %t:%T %a' /dev/mynull; echo x > /dev/mynull && echo WROTE");
+    assert_ok(&o, "run");
+    assert_eq!(
+        stdout(&o),
+        "character special file 1:3 660\nWROTE\n",
+        "{}",
+        describe(&o)
+    );
+}
