@@ -189,3 +189,32 @@ fn poststart_runs_at_start_not_create() {
     assert_eq!(st["status"], "running", "{st}");
     assert_eq!(st["pid"].as_i64(), Some(c.pid()), "{st}");
 }
+
+/// Spec (runtime.md, Lifecycle step 13): a failing poststop hook is logged as
+/// a warning; delete still succeeds and the remaining hooks run. runc 1.1.5
+/// stops at the first failing poststop hook: the last assertion fails on runc.
+#[test]
+fn failing_poststop_hook_does_not_block_delete() {
+    let mut c = Ctr::new("hook-poststop-fail");
+    let log = c.dir.join("hooklog");
+    fs::create_dir(&log).unwrap();
+    let host_hook = c.dir.join("hook.sh");
+    write_exec(&host_hook, HOOK);
+    let (hp, lp) = (
+        host_hook.to_str().unwrap().to_string(),
+        log.to_str().unwrap().to_string(),
+    );
+    c.hook("poststop", "/bin/false", &["false"]);
+    add_hook(&mut c, "poststop", &hp, &["hook.sh", "poststop", &lp]);
+    c.args(&["true"]);
+    c.create();
+    c.start();
+    c.wait_status("stopped");
+    let o = c.rt(&["delete", &c.id]);
+    assert_ok(&o, "delete with a failing poststop hook");
+    assert!(
+        log.join("poststop.json").exists(),
+        "the hook after the failing one did not run"
+    );
+    assert!(c.leftovers().is_empty(), "{:?}", c.leftovers());
+}

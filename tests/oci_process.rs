@@ -421,3 +421,72 @@ fn terminal_without_console_socket_fails() {
     let o = c.try_create();
     assert_error(&o, &[], &["console"]);
 }
+
+#[test]
+fn exec_tty_console_socket() {
+    let mut c = Ctr::new("exec-tty");
+    c.start_sleeper();
+    let sock = c.dir.join("exec-console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let h = receive_master(listener);
+    let reader = std::thread::spawn(move || {
+        let master = h.join().expect("console receiver");
+        read_all_bounded(fs::File::from(master), Duration::from_secs(30))
+    });
+    // runc only accepts --console-socket for exec together with --detach.
+    let o = c.exec_opts(
+        &[
+            "--detach",
+            "--tty",
+            "--console-socket",
+            sock.to_str().unwrap(),
+        ],
+        &["sh", "-c", "test -t 0 && test -t 1 && echo EXEC-TTY; tty"],
+    );
+    assert_ok(&o, "exec --detach --tty --console-socket");
+    let out = String::from_utf8_lossy(&reader.join().unwrap()).replace('\r', "");
+    assert!(out.contains("EXEC-TTY"), "exec stdio not a tty: {out:?}");
+    assert!(out.contains("/dev/pts/"), "tty name: {out:?}");
+}
+
+#[test]
+fn seccomp_errno_rule() {
+    let mut c = Ctr::new("seccomp");
+    c.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    });
+    c.add_mount(json!({"destination": "/data", "type": "tmpfs", "source": "tmpfs"}));
+    let o = c.run_sh(
+        "mkdir /data/x 2>&1; touch /data/y && echo TOUCH-OK; grep Seccomp: /proc/self/status",
+    );
+    assert_ok(&o, "run");
+    let s = stdout(&o);
+    assert!(
+        s.contains("Operation not permitted"),
+        "mkdir not denied with EPERM: {s}"
+    );
+    assert!(s.contains("TOUCH-OK"), "other syscalls allowed: {s}");
+    assert!(s.contains("Seccomp:\t2"), "seccomp filter mode: {s}");
+}
+
+#[test]
+fn exec_into_user_namespace() {
+    let mut c = Ctr::new("exec-userns");
+    c.namespace("user", None);
+    c.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    c.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    chown_tree(&c.rootfs, 200000, 200000);
+    c.start_sleeper();
+    let o = c.exec(&["sh", "-c", "cat /proc/self/uid_map; id -u"]);
+    assert_ok(&o, "exec");
+    let s = stdout(&o);
+    let l: Vec<Vec<&str>> = s.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(l[0], ["0", "200000", "65536"], "{s}");
+    assert_eq!(l[1], ["0"], "{s}");
+    let init = c.pid();
+    let o = c.exec(&["readlink", "/proc/self/ns/user"]);
+    let want = fs::read_link(format!("/proc/{init}/ns/user")).unwrap();
+    assert_eq!(stdout(&o).trim(), want.to_str().unwrap());
+}
