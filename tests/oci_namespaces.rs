@@ -220,3 +220,52 @@ fn loopback_exists_in_new_netns() {
         "only lo in a new netns"
     );
 }
+
+/// Time namespace (runtime-spec 1.1): only where the runtime's `features`
+/// lists it (runc 1.1.5 does not; podrun does).
+#[test]
+fn time_namespace_offsets_when_supported() {
+    let mut c = Ctr::new("ns-time");
+    let o = c.rt(&["features"]);
+    let supported = serde_json::from_slice::<serde_json::Value>(&o.stdout)
+        .ok()
+        .and_then(|v| {
+            v["linux"]["namespaces"]
+                .as_array()
+                .map(|a| a.iter().any(|n| n == "time"))
+        })
+        .unwrap_or(false);
+    if !supported {
+        eprintln!("skipped: runtime does not list the time namespace in features");
+        return;
+    }
+    c.namespace("time", None);
+    c.config["linux"]["timeOffsets"] = json!({
+        "monotonic": {"secs": 86400, "nanosecs": 0},
+        "boottime": {"secs": 86400, "nanosecs": 0}
+    });
+    let host_up: f64 = fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let o = c.run_sh("readlink /proc/self/ns/time; cat /proc/uptime");
+    assert_ok(&o, "run");
+    let s = stdout(&o);
+    let mut l = s.lines();
+    assert_ne!(l.next().unwrap_or(""), host_ns("time"), "{s}");
+    let up: f64 = l
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        up >= host_up + 86000.0,
+        "boottime offset not applied to /proc/uptime: inside {up}, host {host_up}"
+    );
+}
