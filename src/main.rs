@@ -59,6 +59,8 @@ pub enum Command {
 }
 
 fn main() {
+    podrun_container::util::trace("main");
+    early_seal();
     let cli = Cli::parse();
     let _guard = match logging::init(&cli.global) {
         Ok(g) => g,
@@ -75,6 +77,40 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// Commands that put a process into a container re-execute podrun from a sealed view of
+/// its binary first (CVE-2019-5736; see crates/container/src/selfexe.rs). Doing it before
+/// clap parses anything saves that work in the process that is thrown away.
+fn early_seal() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut root = std::env::var("PODRUN_ROOT").unwrap_or_else(|_| "/run/podrun".into());
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        match a {
+            "--root" | "--log" | "--log-format" | "--criu" => {
+                if a == "--root" {
+                    if let Some(v) = args.get(i + 1) {
+                        root = v.clone();
+                    }
+                }
+                i += 2;
+                continue;
+            }
+            _ if a.starts_with("--root=") => root = a["--root=".len()..].to_string(),
+            _ if a.starts_with('-') => {}
+            "create" | "run" | "exec" => {
+                if let Err(e) = podrun_container::selfexe::ensure_sealed(std::path::Path::new(&root)) {
+                    eprintln!("podrun: {e}");
+                    std::process::exit(1);
+                }
+                return;
+            }
+            _ => return,
+        }
+        i += 1;
+    }
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<i32> {

@@ -79,6 +79,7 @@ impl Drop for Cleanup<'_> {
 }
 
 pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Created> {
+    crate::util::trace("create: start");
     let dir = StateDir::create(&rt.root, &o.id)?;
     let lock = dir.lock()?;
     let mut cleanup = Cleanup {
@@ -99,6 +100,7 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
         .ok_or_else(|| Error::spec("process", "required to create a container"))?;
     let terminal = process.terminal().unwrap_or(false);
     let ns = NsPlan::from_spec(&spec)?;
+    crate::util::trace("create: bundle loaded");
     if !ns.new_mount()
         && !ns
             .join
@@ -137,6 +139,7 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
         .map(|p| p.to_string_lossy().into_owned());
     let cgroup = podrun_cgroups::Cgroup::resolve(&layout, cg_path.as_deref(), &o.id)?;
     cgroup.create()?;
+    crate::util::trace("create: cgroup created");
     cleanup.cgroup = Some(cgroup.clone());
     cgroup.apply(&crate::resources::effective(&spec))?;
 
@@ -213,6 +216,7 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
         write_id_maps(child_pid, &spec)?;
     }
     parent.send(&Msg::Go)?;
+    crate::util::trace("create: go sent (cgroup attached)");
 
     let mut init_pid = child_pid;
     let created = util::rfc3339_now();
@@ -282,6 +286,7 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
         }
     }
     record.pid = init_pid;
+    crate::util::trace("create: init ready");
     record.start_time = util::proc_stat(init_pid).map(|s| s.start_time).unwrap_or(0);
     dir.save(&record)?;
     if let Some(p) = &o.pid_file {

@@ -68,6 +68,7 @@ fn run(a: &InitArgs) -> Result<Never> {
         None,
     );
     expect(a.chan, Msg::Go)?;
+    crate::util::trace("init: go");
 
     if !a.single_clone {
         staged_namespaces(a)?;
@@ -123,6 +124,7 @@ fn run(a: &InitArgs) -> Result<Never> {
         rootfs::prepare_rootfs(&ro)?;
     }
     a.chan.send(&Msg::HooksReady)?;
+    crate::util::trace("init: rootfs prepared");
     let state_json = match a.chan.recv()? {
         Some(Msg::HooksDone(s)) => s,
         Some(m) => {
@@ -158,6 +160,7 @@ fn run(a: &InitArgs) -> Result<Never> {
     if !a.ns.new_mount() {
         // With a mount namespace, finalize_rootfs wrote them (before readonlyPaths).
         write_sysctls(a.spec)?;
+    crate::util::trace("init: rootfs finalized");
     }
 
     let Some(process) = process else {
@@ -185,6 +188,7 @@ fn run(a: &InitArgs) -> Result<Never> {
     }
 
     a.chan.send(&Msg::Ready)?;
+    crate::util::trace("init: ready");
     match a.chan.recv()? {
         Some(Msg::Start) => {}
         Some(Msg::WaitFifo) => {
@@ -201,6 +205,7 @@ fn run(a: &InitArgs) -> Result<Never> {
         seccomp::load(f)?;
     }
     fds::cloexec_from(3 + a.preserve_fds as RawFd, &[])?;
+    crate::util::trace("init: exec");
     exec(&exe, &args, &env)
 }
 

@@ -57,11 +57,13 @@ impl Runtime {
         run_poststart(&c.record);
         let Some(fwd) = fwd else { return Ok(0) };
         let code = fwd.wait(c.pid, c.pidfd.as_ref())?;
+    crate::util::trace("run: container exited");
         if let Some(p) = proxy {
             p.finish();
         }
         drop(c._lock);
         self.destroy(&c.dir, &c.record)?;
+        crate::util::trace("run: destroyed");
         Ok(code)
     }
 

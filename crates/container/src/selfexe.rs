@@ -37,6 +37,7 @@ pub fn ensure_sealed(scratch: &Path) -> Result<()> {
     if is_sealed() {
         return Ok(());
     }
+    crate::util::trace("selfexe: start");
     let fd = match sealed_overlay(scratch) {
         Ok(fd) => fd,
         Err(e) => {
@@ -55,6 +56,7 @@ pub fn ensure_sealed(scratch: &Path) -> Result<()> {
             CString::new(b).ok()
         })
         .collect();
+    crate::util::trace("selfexe: sealed view ready, exec");
     let e = execveat_empty(fd.as_raw_fd(), &args, &env);
     Err(Error::sys("re-exec podrun from its sealed view", e))
 }

@@ -97,7 +97,7 @@ mod tests {
     fn formats_known_instants() {
         assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
         assert_eq!(rfc3339(951782400, 5), "2000-02-29T00:00:00.000000005Z");
-        assert_eq!(rfc3339(1795436400, 0), "2026-11-23T09:00:00.000000000Z");
+        assert_eq!(rfc3339(1795436400, 0), "2026-11-23T12:20:00.000000000Z");
     }
 
     #[test]
@@ -124,5 +124,15 @@ mod tests {
         write_atomic(&p, b"two").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+}
+
+/// `PODRUN_TRACE_TIMING=1`: print "<µs since boot> <pid> <stage>" lines to stderr, to find
+/// where a container start spends its time (see docs/benchmarks.md).
+pub fn trace(stage: &str) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("PODRUN_TRACE_TIMING").is_some()) {
+        let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map(|t| t.tv_sec() as i64 * 1_000_000 + t.tv_nsec() as i64 / 1000).unwrap_or(0);
+        eprintln!("{t} {} {stage}", std::process::id());
     }
 }
