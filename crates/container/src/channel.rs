@@ -19,6 +19,10 @@ pub enum Msg {
     NeedMaps,
     /// runtime -> init: the maps are written.
     MapsWritten,
+    /// init -> runtime: I unshared a time namespace, write its offsets.
+    NeedTimeOffsets,
+    /// runtime -> init: the offsets are written.
+    TimeOffsetsWritten,
     /// init (stage 2) -> runtime: this packet carries my pid as credentials.
     Pid,
     /// init -> runtime: namespaces and mounts are ready, run prestart/createRuntime hooks.

@@ -240,6 +240,10 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
                 write_id_maps(child_pid, &spec)?;
                 parent.send(&Msg::MapsWritten)?;
             }
+            Some((Msg::NeedTimeOffsets, _)) => {
+                write_time_offsets(child_pid, &spec)?;
+                parent.send(&Msg::TimeOffsetsWritten)?;
+            }
             Some((Msg::Pid, Some(pid))) => {
                 init_pid = pid;
                 // SAFETY: pidfd_open on a pid we just learnt; the result is checked.
@@ -379,6 +383,20 @@ fn write_id_maps(pid: i32, spec: &oci_spec::runtime::Spec) -> Result<()> {
         })?;
     }
     Ok(())
+}
+
+/// Write linux.timeOffsets to the time namespace the child unshared (for its children).
+fn write_time_offsets(pid: i32, spec: &oci_spec::runtime::Spec) -> Result<()> {
+    let Some(offsets) = spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref()) else { return Ok(()) };
+    let mut data = String::new();
+    for (clock, off) in offsets {
+        if clock != "monotonic" && clock != "boottime" {
+            return Err(Error::spec(format!("linux.timeOffsets.{clock}"), "only monotonic and boottime clocks have offsets"));
+        }
+        data.push_str(&format!("{clock} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+    }
+    let p = format!("/proc/{pid}/timens_offsets");
+    std::fs::write(&p, data).map_err(|e| Error::spec("linux.timeOffsets", format!("write {p}: {e}")))
 }
 
 /// The host uid and gid that container root maps to (0 and 0 without a user namespace).

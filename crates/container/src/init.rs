@@ -246,7 +246,11 @@ fn staged_namespaces(a: &InitArgs) -> Result<()> {
     }
     let rest = a.ns.new - CloneFlags::CLONE_NEWUSER;
     unshare(rest).ctx(|| format!("unshare namespaces {rest:?}"))?;
-    if a.ns.new_pid() || a.ns.user_join.is_some() {
+    if a.ns.new_time() {
+        a.chan.send(&Msg::NeedTimeOffsets)?;
+        expect(a.chan, Msg::TimeOffsetsWritten)?;
+    }
+    if a.ns.new_pid() || a.ns.user_join.is_some() || a.ns.new_time() {
         // SAFETY: single-threaded process; the child continues with a copy of memory.
         match unsafe { unistd::fork() }.ctx(|| "fork init into the pid namespace".into())? {
             unistd::ForkResult::Child => {

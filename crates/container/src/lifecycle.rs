@@ -181,13 +181,7 @@ impl Runtime {
         }
         if let Some(h) = rec.spec.hooks() {
             let st = serde_json::to_string(&rec.oci_state(Status::Stopped)).unwrap_or_default();
-            if let Err(e) = hooks::run_hooks(
-                hooks::HookKind::Poststop,
-                h.poststop().as_ref(),
-                st.as_bytes(),
-            ) {
-                tracing::warn!("{e}");
-            }
+            run_hooks_warn(hooks::HookKind::Poststop, h.poststop().as_ref(), &st);
         }
         dir.remove()
     }
@@ -248,16 +242,19 @@ impl Runtime {
     }
 }
 
+/// poststart and poststop: a failing hook is a warning, and the remaining hooks still run.
+fn run_hooks_warn(kind: hooks::HookKind, list: Option<&Vec<oci_spec::runtime::Hook>>, state: &str) {
+    for h in list.into_iter().flatten() {
+        if let Err(e) = hooks::run_hooks(kind, Some(&vec![h.clone()]), state.as_bytes()) {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
 fn run_poststart(rec: &Record) {
     if let Some(h) = rec.spec.hooks() {
         let st = serde_json::to_string(&rec.oci_state(Status::Running)).unwrap_or_default();
-        if let Err(e) = hooks::run_hooks(
-            hooks::HookKind::Poststart,
-            h.poststart().as_ref(),
-            st.as_bytes(),
-        ) {
-            tracing::warn!("{e}");
-        }
+        run_hooks_warn(hooks::HookKind::Poststart, h.poststart().as_ref(), &st);
     }
 }
 

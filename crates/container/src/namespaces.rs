@@ -95,11 +95,17 @@ impl NsPlan {
         self.new.contains(CloneFlags::CLONE_NEWNS)
     }
 
-    /// One clone3 with every new namespace works unless a joined namespace must be entered
+    /// One clone3 with every new namespace works unless a new time namespace needs offsets, or a joined namespace must be entered
     /// before a new user namespace exists (or the user namespace itself is joined): then the
     /// child joins first, unshares, and forks the init (runc's three stages).
     pub fn single_clone(&self) -> bool {
-        self.user_join.is_none() && !(self.new_user() && !self.join.is_empty())
+        self.user_join.is_none() && !(self.new_user() && !self.join.is_empty()) && !self.new_time()
+    }
+
+    /// A new time namespace takes its offsets before its first member exists, so the init
+    /// must be forked into it after the runtime wrote them.
+    pub fn new_time(&self) -> bool {
+        self.new.contains(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
     }
 }
 
