@@ -508,3 +508,78 @@ fn log_file_json_format() {
         );
     }
 }
+
+#[test]
+fn init_killed_from_host_is_stopped() {
+    // The truth about running/stopped comes from the process, not the file.
+    let mut c = Ctr::new("hostkill");
+    c.start_sleeper();
+    let pid = c.pid();
+    // SAFETY: plain kill(2) of the container's init pid.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+    c.wait_status("stopped");
+    c.delete();
+}
+
+#[test]
+fn init_exit_kills_the_rest_of_the_pid_namespace() {
+    let mut c = Ctr::new("orphans");
+    c.sh("sleep 1000 & sleep 1000 & echo ready; read x");
+    c.create();
+    c.start();
+    poll("ready", WAIT, || {
+        c.container_stdout().contains("ready").then_some(())
+    });
+    // `read x` got EOF from /dev/null: init exits, its children must die too.
+    c.wait_status("stopped");
+    let procs = c.cgroup_dir("pids").join("cgroup.procs");
+    poll("cgroup empty after init exit", WAIT, || {
+        fs::read_to_string(&procs)
+            .ok()?
+            .trim()
+            .is_empty()
+            .then_some(())
+    });
+}
+
+#[test]
+fn run_passes_stdin_through() {
+    let mut c = Ctr::new("stdin");
+    c.args(&["sh", "-c", "tr a-z A-Z"]);
+    c.save();
+    let input = c.dir.join("input.txt");
+    fs::write(&input, "hello stdin\n").unwrap();
+    let b = c.bundle.to_str().unwrap().to_string();
+    let out = c.dir.join("stdin-run.out");
+    let mut cmd = c.command(&["run", "--bundle", &b, &c.id]);
+    cmd.stdin(fs::File::open(&input).unwrap())
+        .stdout(fs::File::create(&out).unwrap())
+        .stderr(fs::File::create(c.dir.join("stdin-run.err")).unwrap());
+    let mut child = cmd.spawn().unwrap();
+    let st = wait_child(&mut child, "run with stdin", CMD_TIMEOUT);
+    assert!(
+        st.success(),
+        "run: {:?}",
+        fs::read_to_string(c.dir.join("stdin-run.err"))
+    );
+    assert_eq!(fs::read_to_string(&out).unwrap(), "HELLO STDIN\n");
+}
+
+#[test]
+fn bundle_defaults_to_cwd() {
+    let mut c = Ctr::new("bundlecwd");
+    c.args(&["sleep", "1000"]);
+    c.save();
+    let mut cmd = c.command(&["create", &c.id]);
+    cmd.current_dir(&c.bundle)
+        .stdout(fs::File::create(c.dir.join("cwd-create.out")).unwrap())
+        .stderr(fs::File::create(c.dir.join("cwd-create.err")).unwrap());
+    let mut child = cmd.spawn().unwrap();
+    let st = wait_child(&mut child, "create without --bundle", CMD_TIMEOUT);
+    assert!(
+        st.success(),
+        "create: {:?}",
+        fs::read_to_string(c.dir.join("cwd-create.err"))
+    );
+    assert_eq!(c.state()["bundle"].as_str(), c.bundle.to_str());
+}

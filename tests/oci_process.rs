@@ -490,3 +490,26 @@ fn exec_into_user_namespace() {
     let want = fs::read_link(format!("/proc/{init}/ns/user")).unwrap();
     assert_eq!(stdout(&o).trim(), want.to_str().unwrap());
 }
+
+#[test]
+fn exec_inherits_config_env_and_adds_caps() {
+    let mut c = Ctr::new("exec-envcap");
+    c.env("FROM_CONFIG=yes");
+    c.start_sleeper();
+    let o = c.exec(&[
+        "sh",
+        "-c",
+        "echo $FROM_CONFIG; grep CapEff /proc/self/status",
+    ]);
+    assert_ok(&o, "exec");
+    let s = stdout(&o);
+    assert!(s.starts_with("yes\n"), "exec lacks the config env: {s}");
+    assert_eq!(cap_mask(&s, "CapEff"), caps_to_mask(&DEFAULT_CAPS), "{s}");
+    let o = c.exec_opts(
+        &["--cap", "CAP_NET_RAW"],
+        &["grep", "CapEff", "/proc/self/status"],
+    );
+    assert_ok(&o, "exec --cap");
+    let want = caps_to_mask(&DEFAULT_CAPS) | caps_to_mask(&["CAP_NET_RAW"]);
+    assert_eq!(cap_mask(&stdout(&o), "CapEff"), want, "{}", describe(&o));
+}
