@@ -135,6 +135,7 @@ fn cve_2019_5736_runtime_binary_not_writable_from_container() {
             .filter(|s| s.ends_with('\n'))
     });
     let errors = fs::read_to_string(shared.join("errors")).unwrap_or_default();
+    eprintln!("caught {caught:?}: reopen for write {result:?} ({errors:?})");
 
     assert_eq!(
         sha256(&rt),
