@@ -220,6 +220,9 @@ fn exec_child(
         Some(s) => Some(seccomp::compile(s)?),
         None => None,
     };
+    // CVE-2024-21626: nothing of the runtime's leaks into the container. Done before a
+    // seccomp filter could forbid close_range.
+    fds::cloexec_from(3 + preserve_fds as RawFd, &[])?;
     let nnp = p.no_new_privileges().unwrap_or(false);
     if let (Some(f), false) = (&filter, nnp) {
         seccomp::load(f)?;
@@ -233,7 +236,6 @@ fn exec_child(
     if let (Some(f), true) = (&filter, nnp) {
         seccomp::load(f)?;
     }
-    fds::cloexec_from(3 + preserve_fds as RawFd, &[])?;
     let c = |s: &str| {
         CString::new(s).map_err(|_| Error::spec("process.args", format!("NUL byte in {s:?}")))
     };

@@ -177,6 +177,9 @@ fn run(a: &InitArgs) -> Result<Never> {
         Some(s) => Some(seccomp::compile(s)?),
         None => None,
     };
+    // CVE-2024-21626: nothing of the runtime's leaks into the container. Done before a
+    // seccomp filter could forbid close_range.
+    fds::cloexec_from(3 + a.preserve_fds as RawFd, &[])?;
     let nnp = process.no_new_privileges().unwrap_or(false);
     if let (Some(f), false) = (&filter, nnp) {
         seccomp::load(f)?;
@@ -204,7 +207,6 @@ fn run(a: &InitArgs) -> Result<Never> {
     if let (Some(f), true) = (&filter, nnp) {
         seccomp::load(f)?;
     }
-    fds::cloexec_from(3 + a.preserve_fds as RawFd, &[])?;
     crate::util::trace("init: exec");
     exec(&exe, &args, &env)
 }
