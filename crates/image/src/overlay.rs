@@ -58,6 +58,7 @@ impl Store {
         read_only: bool,
     ) -> Result<PathBuf> {
         validate_key(container_key)?;
+        let started = std::time::Instant::now();
         let _g = self.gc_shared()?;
         let dir = self.container_dir(container_key);
         let merged = dir.join("merged");
@@ -104,6 +105,7 @@ impl Store {
             key = container_key,
             layers = image.layers.len(),
             read_only,
+            elapsed_us = started.elapsed().as_micros() as u64,
             "rootfs mounted"
         );
         Ok(merged)
