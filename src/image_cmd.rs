@@ -350,9 +350,10 @@ impl ProgressView {
                 self.layers = layers;
                 self.total = bytes;
             }
-            Progress::LayerCached { digest } => {
+            Progress::LayerCached { digest, size } => {
                 self.done_layers += 1;
-                self.per_layer.insert(digest.to_string(), 0);
+                self.bytes += size;
+                self.per_layer.insert(digest.to_string(), size);
             }
             Progress::LayerBytes { digest, n } => {
                 self.bytes += n;

@@ -25,8 +25,10 @@ pub enum Progress {
         layers: usize,
         bytes: u64,
     },
+    /// Already in the store: nothing to fetch.
     LayerCached {
         digest: Digest,
+        size: u64,
     },
     LayerBytes {
         digest: Digest,
