@@ -199,6 +199,7 @@ impl Store {
         if self.layer_path(diff).is_dir() && self.has_blob(&desc.digest) {
             opts.report(Progress::LayerCached {
                 digest: desc.digest.clone(),
+                size: desc.size,
             });
             return Ok(());
         }
