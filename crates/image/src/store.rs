@@ -496,6 +496,7 @@ impl Store {
         }
         if clean_tmp {
             tmp::clean_all(&self.tmp_dir());
+            self.clean_stale_tmp();
         }
         Ok(rep)
     }
@@ -503,6 +504,20 @@ impl Store {
     /// Remove temp items of dead processes (called before work that adds content).
     pub(crate) fn clean_stale_tmp(&self) {
         tmp::clean_stale(&self.tmp_dir());
+        // `images.tmp<pid>` of an index write that was killed half-way.
+        if let Ok(rd) = fs::read_dir(&self.root) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(pid) = name
+                    .strip_prefix("images.tmp")
+                    .and_then(|p| p.parse::<u32>().ok())
+                {
+                    if !Path::new(&format!("/proc/{pid}")).exists() {
+                        let _ = fs::remove_file(e.path());
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -373,6 +373,7 @@ fn prune_removes_unused_and_stale() {
     st.load_archive(&arch).unwrap();
     // leftovers of an interrupted operation and an unreferenced blob
     fs::create_dir(root.path().join("tmp/999999999-0-0-layer")).unwrap();
+    fs::write(root.path().join("images.tmp999999999"), b"{half").unwrap();
     fs::write(
         root.path().join("blobs/sha256").join("0".repeat(64)),
         b"orphan",
@@ -382,6 +383,7 @@ fn prune_removes_unused_and_stale() {
     let r = st.prune().unwrap();
     assert_eq!((r.images.len(), r.blobs, r.layers), (0, 1, 1));
     assert!(tmp_entries(root.path()).is_empty());
+    assert!(!root.path().join("images.tmp999999999").exists());
     assert_eq!(st.list().unwrap().len(), 1, "named images stay");
     // a mounted container keeps its layers even when the image is gone by name
     let i = st.resolve("localhost/test/p:1").unwrap();
