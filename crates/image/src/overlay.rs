@@ -218,6 +218,26 @@ fn mount_overlay(
     }
 }
 
+/// The messages the kernel left in an fs context (e.g. "overlayfs: upper fs does not support
+/// tmpfile"), to explain an EINVAL.
+fn kernel_log(fs_fd: &OwnedFd) -> String {
+    let mut out = String::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        // SAFETY: reading into a local buffer of buf.len() bytes from an fs context fd.
+        let n = unsafe { libc::read(fs_fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            break;
+        }
+        let msg = String::from_utf8_lossy(&buf[..n as usize]);
+        // Messages are "e ...", "w ..." or "i ..." (error, warning, info).
+        out.push_str(" (");
+        out.push_str(msg.get(2..).unwrap_or(&msg).trim());
+        out.push(')');
+    }
+    out
+}
+
 fn fsconfig_string(fs_fd: &OwnedFd, key: &str, value: &[u8]) -> io::Result<()> {
     let k = cstr(key.as_bytes())?;
     let v = cstr(value)?;
@@ -236,7 +256,11 @@ fn fsconfig_string(fs_fd: &OwnedFd, key: &str, value: &[u8]) -> io::Result<()> {
         let e = io::Error::last_os_error();
         return Err(io::Error::new(
             e.kind(),
-            format!("fsconfig {key}={}: {e}", String::from_utf8_lossy(value)),
+            format!(
+                "fsconfig {key}={}: {e}{}",
+                String::from_utf8_lossy(value),
+                kernel_log(fs_fd)
+            ),
         ));
     }
     Ok(())
@@ -278,7 +302,7 @@ fn mount_new_api(
         let e = io::Error::last_os_error();
         return Err(io::Error::new(
             e.kind(),
-            format!("creating overlay superblock: {e}"),
+            format!("creating overlay superblock: {e}{}", kernel_log(&fs_fd)),
         ));
     }
     let attrs = if read_only { MOUNT_ATTR_RDONLY } else { 0 };

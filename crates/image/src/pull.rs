@@ -71,6 +71,14 @@ impl PullOptions {
 }
 
 impl Store {
+    /// The image if the store has it, else pull it (Kubernetes' `IfNotPresent`).
+    pub fn resolve_or_pull(&self, reference: &str, opts: &PullOptions) -> Result<Image> {
+        match self.resolve(reference) {
+            Err(Error::ImageNotKnown(_)) => self.pull(reference, opts),
+            other => other,
+        }
+    }
+
     /// Pull `reference` from its registry into the store.
     pub fn pull(&self, reference: &str, opts: &PullOptions) -> Result<Image> {
         let r = Reference::parse(reference)?;

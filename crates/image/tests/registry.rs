@@ -395,3 +395,24 @@ fn concurrent_pulls_of_the_same_image() {
     assert_clean(root.path());
     let _ = fs::remove_dir_all(&work);
 }
+
+#[test]
+fn resolve_or_pull_pulls_once() {
+    let reg = Registry::start(None);
+    let work = scratch_dir("rop");
+    busybox_layout(&work.join("layout"), "bb", &[], None);
+    reg.push(
+        &format!("oci:{}:bb", work.join("layout").display()),
+        "rop/bb:1",
+        false,
+    );
+    let root = store_dir();
+    let st = Store::open(root.path()).unwrap();
+    let r = reg.reference("rop/bb:1");
+    let a = st.resolve_or_pull(&r, &insecure()).unwrap();
+    drop(reg); // registry gone: the second call must not need it
+    let b = st.resolve_or_pull(&r, &insecure()).unwrap();
+    assert_eq!(a.id, b.id);
+    assert_clean(root.path());
+    let _ = fs::remove_dir_all(&work);
+}
