@@ -297,10 +297,8 @@ fn extract(path: &Path, dest: &Path) -> Result<()> {
             }
         }
         match entry.header().entry_type() {
-            tar::EntryType::Directory => {
-                if !full.is_dir() {
-                    fs::create_dir(&full).ctx("creating", &full)?;
-                }
+            tar::EntryType::Directory if !full.is_dir() => {
+                fs::create_dir(&full).ctx("creating", &full)?;
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let _ = fs::remove_file(&full);
