@@ -229,7 +229,38 @@ out=$(script -qec "ctr --address $sock --namespace $ns run --runc-binary $rt --r
 expect_contains "tty: /dev/pts allocated" "/dev/pts/" "$out"
 expect_contains "tty: stdout is a terminal" "tty-ok" "$out"
 
-# 6. nothing left behind: containerd objects, runtime state, cgroups.
+# 6. resources and security knobs, checked from the host: read-only rootfs,
+#    memory limit and CFS quota in the container's cgroups, seccomp on, and
+#    `ctr task ps` (the shim asks the runtime: `RT ps --format json`).
+if "${run[@]}" --cgroup "$(cgroup_of c-res)" -d --read-only --memory-limit 33554432 --cpus 0.5 --seccomp \
+	"$image" c-res /bin/sleep 600 </dev/null >/dev/null 2>"$work/err" && wait_status c-res RUNNING; then
+	pid=$(ctr_ task ls | awk '$1 == "c-res" {print $2}')
+	out=$(ctr_ task exec --fifo-dir "$work/fifo" --exec-id w c-res /bin/sh -c 'touch /x 2>/dev/null && echo writable || echo read-only' 2>&1)
+	expect_eq "resources: --read-only rootfs" read-only "$out"
+	mem=$(awk -F: '$2 == "memory" {print $3}' "/proc/$pid/cgroup")
+	expect_eq "resources: memory.limit_in_bytes" 33554432 "$(cat "/sys/fs/cgroup/memory$mem/memory.limit_in_bytes" 2>&1)"
+	cpu=$(awk -F: '$2 == "cpu" {print $3}' "/proc/$pid/cgroup")
+	expect_eq "resources: cpu.cfs_quota_us / period" "50000/100000" \
+		"$(cat "/sys/fs/cgroup/cpu$cpu/cpu.cfs_quota_us" 2>&1)/$(cat "/sys/fs/cgroup/cpu$cpu/cpu.cfs_period_us" 2>&1)"
+	expect_eq "security: seccomp filter on" 2 "$(awk '$1 == "Seccomp:" {print $2}' "/proc/$pid/status")"
+	out=$(ctr_ task ps c-res 2>&1)
+	expect_contains "ps: ctr task ps lists the init pid" "$pid" "$out"
+	ctr_ task kill -s SIGKILL c-res
+	wait_status c-res STOPPED
+	ctr_ task rm c-res >/dev/null 2>&1
+	ctr_ container rm c-res >/dev/null 2>&1
+else
+	fail "resources: container with limits started" "$(cat "$work/err")"
+fi
+
+# 7. a process that cannot start: clear error, non-zero exit, nothing left.
+out=$("${run[@]}" --cgroup "$(cgroup_of c-bad)" --rm "$image" c-bad /no/such/binary </dev/null 2>&1)
+rc=$?
+if [ $rc -ne 0 ]; then pass "bad command: ctr run fails"; else fail "bad command: ctr run fails" "exit 0: $out"; fi
+expect_contains "bad command: error names the binary" "/no/such/binary" "$out"
+ctr_ container rm c-bad >/dev/null 2>&1 # in case `--rm` left it (task never started)
+
+# 8. nothing left behind: containerd objects, runtime state, cgroups.
 left=$(ctr_ task ls -q; ctr_ container ls -q)
 expect_eq "cleanup: no tasks or containers left" "" "$left"
 # runtime-wide dot-files (e.g. podrun's .exe-lower) are not container state
