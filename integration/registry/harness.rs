@@ -173,6 +173,23 @@ impl Registry {
         );
     }
 
+    /// Like `push`, with extra `skopeo copy` arguments (e.g. `--format v2s2` for Docker schema2).
+    pub fn push_with(&self, src: &str, repo_tag: &str, extra: &[&str]) {
+        let dest = format!("docker://{}/{repo_tag}", self.addr);
+        let mut c = Command::new("skopeo");
+        c.args(["copy", "--quiet", "--dest-tls-verify=false"])
+            .args(extra);
+        if let Some(cr) = &self.creds {
+            c.args(["--dest-creds", cr]);
+        }
+        let out = c.arg(src).arg(&dest).output().expect("running skopeo");
+        assert!(
+            out.status.success(),
+            "skopeo copy {src} {dest}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub fn reference(&self, repo_tag: &str) -> String {
         format!("{}/{repo_tag}", self.addr)
     }
@@ -255,4 +272,77 @@ pub fn skopeo_archive(src: &str, dest: &str) {
         "skopeo copy {src} {dest}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Merge single-image layouts (from `busybox_layout`) into one layout whose `index.json`
+/// names `name` -> an image index with one manifest per (os, arch) platform.
+pub fn multi_platform_layout(out: &Path, name: &str, parts: &[(&str, &Path)]) {
+    use std::fmt::Write as _;
+    let blobs = out.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::write(out.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let mut entries = String::new();
+    for (arch, layout) in parts {
+        for e in std::fs::read_dir(layout.join("blobs/sha256"))
+            .unwrap()
+            .flatten()
+        {
+            std::fs::copy(e.path(), blobs.join(e.file_name())).unwrap();
+        }
+        let idx = std::fs::read_to_string(layout.join("index.json")).unwrap();
+        let digest = idx
+            .split("\"digest\":\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string();
+        let size = idx
+            .split("\"size\":")
+            .nth(1)
+            .unwrap()
+            .split([',', '}'])
+            .next()
+            .unwrap()
+            .to_string();
+        if !entries.is_empty() {
+            entries.push(',');
+        }
+        write!(
+            entries,
+            r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{digest}","size":{size},"platform":{{"os":"linux","architecture":"{arch}"}}}}"#
+        )
+        .unwrap();
+    }
+    let nested = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{entries}]}}"#
+    );
+    let out_hash = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let hex = {
+        use std::io::Write;
+        let mut c = out_hash;
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(nested.as_bytes())
+            .unwrap();
+        let o = c.wait_with_output().unwrap();
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    std::fs::write(blobs.join(&hex), &nested).unwrap();
+    let top = format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"sha256:{hex}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"{name}"}}}}]}}"#,
+        nested.len()
+    );
+    std::fs::write(out.join("index.json"), top).unwrap();
 }

@@ -416,3 +416,90 @@ fn resolve_or_pull_pulls_once() {
     assert_clean(root.path());
     let _ = fs::remove_dir_all(&work);
 }
+
+#[test]
+fn multi_platform_index_and_docker_schema2() {
+    let reg = Registry::start(None);
+    let work = scratch_dir("multiarch");
+    let host = podrun_image::manifest::host_platform().architecture;
+    busybox_layout(&work.join("host"), "h", &[], None);
+    busybox_layout(&work.join("s390x"), "s", &[], Some("s390x"));
+    busybox_layout(&work.join("arm"), "a", &[], Some("riscv64"));
+    multi_platform_layout(
+        &work.join("multi"),
+        "multi",
+        &[("s390x", &work.join("s390x")), (&host, &work.join("host"))],
+    );
+    multi_platform_layout(
+        &work.join("foreign"),
+        "foreign",
+        &[
+            ("s390x", &work.join("s390x")),
+            ("riscv64", &work.join("arm")),
+        ],
+    );
+    reg.push_with(
+        &format!("oci:{}:multi", work.join("multi").display()),
+        "mp/bb:1",
+        &["--all"],
+    );
+    reg.push_with(
+        &format!("oci:{}:foreign", work.join("foreign").display()),
+        "mp/foreign:1",
+        &["--all"],
+    );
+    reg.push_with(
+        &format!("oci:{}:h", work.join("host").display()),
+        "mp/docker:1",
+        &["--format", "v2s2"],
+    );
+
+    let root = store_dir();
+    let st = Store::open(root.path()).unwrap();
+    let img = st.pull(&reg.reference("mp/bb:1"), &insecure()).unwrap();
+    assert_eq!(
+        img.config.architecture, host,
+        "index resolved to the host platform"
+    );
+    let mut o = insecure();
+    o.platform = Some(podrun_image::manifest::Platform {
+        os: "linux".into(),
+        architecture: "s390x".into(),
+        variant: None,
+    });
+    let other = Store::open(store_dir().path())
+        .unwrap()
+        .pull(&reg.reference("mp/bb:1"), &o)
+        .unwrap();
+    assert_eq!(other.config.architecture, "s390x");
+
+    let before = (
+        count(root.path(), "blobs/sha256"),
+        count(root.path(), "layers"),
+    );
+    let e = st
+        .pull(&reg.reference("mp/foreign:1"), &insecure())
+        .unwrap_err();
+    assert!(matches!(e, Error::NoPlatform { .. }), "{e}");
+    assert!(e.to_string().contains("linux/s390x, linux/riscv64"), "{e}");
+    assert_eq!(
+        (
+            count(root.path(), "blobs/sha256"),
+            count(root.path(), "layers")
+        ),
+        before
+    );
+
+    let d = st.pull(&reg.reference("mp/docker:1"), &insecure()).unwrap();
+    let m = fs::read(
+        root.path()
+            .join("blobs/sha256")
+            .join(d.manifest_digest.hex()),
+    )
+    .unwrap();
+    assert!(String::from_utf8_lossy(&m)
+        .contains("application/vnd.docker.distribution.manifest.v2+json"));
+    assert_eq!(d.id, img.id, "same config through Docker schema2 and OCI");
+    assert_clean(root.path());
+    let _ = fs::remove_dir_all(&work);
+}
