@@ -299,13 +299,19 @@ impl Store {
         self.image_by_id(&id)
     }
 
-    fn image_from_record(&self, id: &Digest, rec: &ImageRecord) -> Result<Image> {
+    /// `check_layers`: fail if a layer dir is missing (needed to mount; `list` shows anyway).
+    fn image_from_record(
+        &self,
+        id: &Digest,
+        rec: &ImageRecord,
+        check_layers: bool,
+    ) -> Result<Image> {
         let cbytes = self.read_blob_verified(&rec.config, "image config")?;
         let (config, _) = parse_config(&cbytes, &format!("image config {}", rec.config))?;
         let mut layers = Vec::with_capacity(rec.layers.len());
         for l in &rec.layers {
             let p = self.layer_path(&l.diff_id);
-            if !p.is_dir() {
+            if check_layers && !p.is_dir() {
                 return Err(Error::io(
                     "layer of image missing (re-pull or load the image)",
                     &p,
@@ -332,7 +338,7 @@ impl Store {
             .images
             .get(id)
             .ok_or_else(|| Error::ImageNotKnown(id.to_string()))?;
-        self.image_from_record(id, rec)
+        self.image_from_record(id, rec, true)
     }
 
     /// Look an image up by name (normalised like Docker), ID, ID prefix or manifest digest.
@@ -340,7 +346,7 @@ impl Store {
         let idx = IndexFile::load(&self.index_path())?;
         let id =
             find_in(&idx, reference)?.ok_or_else(|| Error::ImageNotKnown(reference.to_string()))?;
-        self.image_from_record(&id, &idx.images[&id])
+        self.image_from_record(&id, &idx.images[&id], true)
     }
 
     /// All images, newest first.
@@ -348,7 +354,11 @@ impl Store {
         let idx = IndexFile::load(&self.index_path())?;
         let mut v = Vec::new();
         for (id, rec) in &idx.images {
-            v.push(self.image_from_record(id, rec)?);
+            match self.image_from_record(id, rec, false) {
+                Ok(i) => v.push(i),
+                // A damaged image must not hide the others; `rm` still finds it by name or ID.
+                Err(e) => tracing::warn!(image = %id, error = %e, "image not listed"),
+            }
         }
         v.sort_by(|a, b| b.stored_at.cmp(&a.stored_at).then(a.names.cmp(&b.names)));
         Ok(v)
