@@ -101,18 +101,8 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
     let terminal = process.terminal().unwrap_or(false);
     let ns = NsPlan::from_spec(&spec)?;
     crate::util::trace("create: bundle loaded");
-    if !ns.new_mount()
-        && !ns
-            .join
-            .iter()
-            .any(|j| j.typ == oci_spec::runtime::LinuxNamespaceType::Mount)
-    {
-        return Err(Error::spec(
-            "linux.namespaces",
-            "a mount namespace is required",
-        ));
-    }
-
+    // Without a mount namespace the container runs in the runtime's root, as with runc:
+    // no rootfs setup at all.
     // Console: the pty master goes to --console-socket.
     let mut proxy = None;
     let console = match (&o.console_socket, terminal) {

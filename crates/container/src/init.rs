@@ -120,8 +120,21 @@ fn run(a: &InitArgs) -> Result<Never> {
         new_cgroupns: a.ns.new.contains(CloneFlags::CLONE_NEWCGROUP),
         no_pivot: a.no_pivot,
     };
-    if a.ns.new_mount() {
+    // Our descriptor table as the runtime's /proc shows it, kept across the root change for
+    // reopening exec.fifo (close-on-exec, so it never reaches the user program).
+    let fd_dir = match a.fifo {
+        Some(_) => nix::fcntl::open("/proc/self/fd", nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+            .ok()
+            // SAFETY: a fresh descriptor from open().
+            .map(|fd| unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }),
+        None => None,
+    };
+    if a.ns.has_mount() {
         rootfs::prepare_rootfs(&ro)?;
+    } else if a.spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
+        // runc performs them in the runtime's own mount namespace, leaking them onto the
+        // host; podrun does not.
+        tracing::warn!("mounts: ignored, the container has no mount namespace of its own");
     }
     a.chan.send(&Msg::HooksReady)?;
     crate::util::trace("init: rootfs prepared");
@@ -141,8 +154,12 @@ fn run(a: &InitArgs) -> Result<Never> {
             state_json.as_bytes(),
         )?;
     }
-    if a.ns.new_mount() {
+    if a.ns.has_mount() {
         rootfs::pivot_rootfs(&ro)?;
+    } else {
+        // No mount namespace: the root is only changed for this process (runc: chroot).
+        unistd::chroot(a.rootfs).ctx(|| format!("chroot {}", a.rootfs.display()))?;
+        unistd::chdir("/").ctx(|| "chdir /".into())?;
     }
     let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
     if terminal {
@@ -152,16 +169,16 @@ fn run(a: &InitArgs) -> Result<Never> {
         let size = process
             .and_then(|p| p.console_size())
             .map(|b| (b.height() as u16, b.width() as u16));
-        console::setup_console(sock, size, a.ns.new_mount())?;
+        console::setup_console(sock, size, a.ns.has_mount())?;
     }
-    if a.ns.new_mount() {
+    if a.ns.has_mount() {
         rootfs::finalize_rootfs(a.spec)?;
     }
-    if !a.ns.new_mount() {
+    if !a.ns.has_mount() {
         // With a mount namespace, finalize_rootfs wrote them (before readonlyPaths).
         write_sysctls(a.spec)?;
-    crate::util::trace("init: rootfs finalized");
     }
+    crate::util::trace("init: rootfs finalized");
 
     let Some(process) = process else {
         return Err(Error::spec("process", "required to create a container"));
@@ -195,7 +212,7 @@ fn run(a: &InitArgs) -> Result<Never> {
     match a.chan.recv()? {
         Some(Msg::Start) => {}
         Some(Msg::WaitFifo) => {
-            wait_fifo(a.fifo.ok_or_else(|| Error::Other("no exec fifo".into()))?)?
+            wait_fifo(a.fifo.ok_or_else(|| Error::Other("no exec fifo".into()))?, fd_dir.as_ref())?
         }
         Some(m) => return Err(Error::Other(format!("protocol: expected Start, got {m:?}"))),
         None => return Err(Error::RuntimeGone("start")),
@@ -359,13 +376,16 @@ fn chdir_inside(cwd: &Path) -> Result<()> {
 
 /// Open exec.fifo for writing through our O_PATH descriptor; this blocks until `podrun start`
 /// opens it for reading. Then tell start we are going.
-fn wait_fifo(fd: RawFd) -> Result<()> {
-    let path = format!("/proc/self/fd/{fd}");
-    let f = nix::fcntl::open(
-        path.as_str(),
-        nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
+fn wait_fifo(fd: RawFd, fd_dir: Option<&std::os::fd::OwnedFd>) -> Result<()> {
+    use nix::fcntl::OFlag;
+    use std::os::fd::AsRawFd;
+    let name = fd.to_string();
+    // Reopen through the runtime's /proc/self/fd directory, held open from before the root
+    // changed: the container may have no /proc of its own.
+    let f = match fd_dir {
+        Some(d) => nix::fcntl::openat(Some(d.as_raw_fd()), name.as_str(), OFlag::O_WRONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()),
+        None => nix::fcntl::open(format!("/proc/self/fd/{fd}").as_str(), OFlag::O_WRONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()),
+    }
     .ctx(|| "open exec fifo".into())?;
     let _ = unistd::write(
         // SAFETY: `f` is the descriptor open() just returned, used only within this scope.

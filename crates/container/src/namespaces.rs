@@ -94,6 +94,10 @@ impl NsPlan {
     pub fn new_mount(&self) -> bool {
         self.new.contains(CloneFlags::CLONE_NEWNS)
     }
+    /// A mount namespace, new or joined: the rootfs is set up in it (runc does the same).
+    pub fn has_mount(&self) -> bool {
+        self.new_mount() || self.join.iter().any(|j| j.typ == LinuxNamespaceType::Mount)
+    }
 
     /// One clone3 with every new namespace works unless a new time namespace needs offsets, or a joined namespace must be entered
     /// before a new user namespace exists (or the user namespace itself is joined): then the
