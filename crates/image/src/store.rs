@@ -373,7 +373,7 @@ impl Store {
             let id = find_in(&idx, reference)?
                 .ok_or_else(|| Error::ImageNotKnown(reference.to_string()))?;
             let by_name = Reference::parse(reference).ok().and_then(|r| {
-                let n = r.tagged_name()?;
+                let n = r.tagged_name().unwrap_or_else(|| r.to_string());
                 idx.images[&id].names.contains(&n).then_some(n)
             });
             let rec = idx.images.get_mut(&id).expect("found above");
@@ -550,7 +550,11 @@ fn find_in(idx: &IndexFile, reference: &str) -> Result<Option<Digest>> {
             }
         }
     }
-    let name = parsed.as_ref().ok().and_then(|r| r.tagged_name());
+    // A digest-only reference was recorded under its full `name@sha256:...` form.
+    let name = parsed
+        .as_ref()
+        .ok()
+        .map(|r| r.tagged_name().unwrap_or_else(|| r.to_string()));
     let found = idx.find(name.as_deref(), reference);
     if found.is_none() {
         if let Err(e) = parsed {

@@ -490,6 +490,23 @@ fn multi_platform_index_and_docker_schema2() {
         before
     );
 
+    // by the digest of the index: resolved to the host's manifest, and found again by it
+    let out = std::process::Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false"])
+        .arg(format!("docker://{}", reg.reference("mp/bb:1")))
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let index_digest = v["Digest"].as_str().unwrap().to_string();
+    assert_ne!(index_digest, img.manifest_digest.to_string());
+    let by_index = format!("{}/mp/bb@{index_digest}", reg.addr);
+    assert_eq!(st.pull(&by_index, &insecure()).unwrap().id, img.id);
+    assert_eq!(st.resolve(&by_index).unwrap().id, img.id);
+    assert_eq!(
+        st.resolve_or_pull(&by_index, &insecure()).unwrap().id,
+        img.id
+    );
+
     let d = st.pull(&reg.reference("mp/docker:1"), &insecure()).unwrap();
     let m = fs::read(
         root.path()
