@@ -351,3 +351,25 @@ fn interrupted_pull_is_finished_by_the_next() {
     // leftovers of the killed pull are gone (its pid is dead)
     assert_eq!(fs::read_dir(e.store.join("tmp")).unwrap().count(), 0);
 }
+
+/// HTTPS is the default: a registry with a certificate from a private CA works once the CA
+/// is trusted (system store, or SSL_CERT_FILE), and fails clearly before.
+#[test]
+fn pull_over_https_with_private_ca() {
+    let reg = Registry::start_tls();
+    let e = Env::new("cli-tls");
+    let layout = e.work.join("layout");
+    busybox_layout(&layout, "bb", &[], None);
+    reg.push(&format!("oci:{}:bb", layout.display()), "tls/bb:1", false);
+    let r = reg.reference("tls/bb:1");
+    let err = e.fails(&["pull", &r]);
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    let o = podrun()
+        .args(["image", "pull", &r])
+        .env("PODRUN_IMAGE_ROOT", &e.store)
+        .env("SSL_CERT_FILE", reg.ca.as_ref().unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(e.ok(&["ls", "-q"]).lines().count(), 1);
+}

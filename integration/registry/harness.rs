@@ -15,6 +15,8 @@ pub struct Registry {
     pub addr: String,
     pub dir: PathBuf,
     pub creds: Option<String>,
+    /// For a TLS registry: the CA that signed its certificate (PEM).
+    pub ca: Option<PathBuf>,
 }
 
 fn tool(name: &str) -> bool {
@@ -114,15 +116,102 @@ impl Registry {
         Self::launch(dir, auth, Some(ts), Some(format!("{user}:{password}")))
     }
 
+    /// Start a registry served over HTTPS with a certificate for 127.0.0.1 signed by a fresh
+    /// CA (`self.ca`); no authentication.
+    pub fn start_tls() -> Registry {
+        assert!(available(), "docker-registry and skopeo are needed");
+        let dir = scratch_dir("registry");
+        let sh = |args: &[&str]| {
+            let o = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .expect("openssl");
+            assert!(
+                o.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        };
+        sh(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=podrun test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        sh(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(
+            dir.join("san.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        sh(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.pem",
+        ]);
+        let tls = format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            dir.join("server.pem").display(),
+            dir.join("server.key").display()
+        );
+        let ca = dir.join("ca.pem");
+        let mut r = Self::launch_with(dir, String::new(), None, None, tls);
+        r.ca = Some(ca);
+        r
+    }
+
     fn launch(
         dir: PathBuf,
         auth: String,
         token_server: Option<Child>,
         creds: Option<String>,
     ) -> Registry {
+        Self::launch_with(dir, auth, token_server, creds, String::new())
+    }
+
+    fn launch_with(
+        dir: PathBuf,
+        auth: String,
+        token_server: Option<Child>,
+        creds: Option<String>,
+        http_extra: String,
+    ) -> Registry {
         let addr = format!("127.0.0.1:{}", free_port());
         let config = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n  secret: podrun-test\n{auth}",
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n  secret: podrun-test\n{http_extra}{auth}",
             dir.join("storage").display()
         );
         std::fs::write(dir.join("config.yml"), config).unwrap();
@@ -141,6 +230,7 @@ impl Registry {
             addr,
             dir,
             creds,
+            ca: None,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(&r.addr).is_err() {
