@@ -1,4 +1,5 @@
 //! Pure Pod logic for podrun: the rules kubelet and the API server apply to a
 //! Pod, as plain functions over k8s-openapi types. No processes, no kernel work.
 
+pub mod manifest;
 pub mod quantity;
