@@ -223,13 +223,15 @@ fn exec_child(
     // CVE-2024-21626: nothing of the runtime's leaks into the container. Done before a
     // seccomp filter could forbid close_range.
     fds::cloexec_from(3 + preserve_fds as RawFd, &[])?;
+    // Verify the cwd (CVE-2024-21626) before a seccomp filter could forbid getcwd.
+    process::change_dir(p.cwd())?;
+    process::verify_cwd()?;
     let nnp = p.no_new_privileges().unwrap_or(false);
     if let (Some(f), false) = (&filter, nnp) {
         seccomp::load(f)?;
     }
     process::apply_identity(p)?;
     process::change_dir(p.cwd())?;
-    process::verify_cwd()?;
     if nnp {
         process::set_no_new_privs()?;
     }

@@ -197,12 +197,16 @@ fn run(a: &InitArgs) -> Result<Never> {
     // CVE-2024-21626: nothing of the runtime's leaks into the container. Done before a
     // seccomp filter could forbid close_range.
     fds::cloexec_from(3 + a.preserve_fds as RawFd, &[])?;
+    // Resolve and verify the cwd (CVE-2024-21626) before a seccomp filter could forbid
+    // getcwd.
+    chdir_inside(process.cwd())?;
     let nnp = process.no_new_privileges().unwrap_or(false);
     if let (Some(f), false) = (&filter, nnp) {
         seccomp::load(f)?;
     }
     process::apply_identity(process)?;
-    chdir_inside(process.cwd())?;
+    // Again as the container user, so directory permissions are checked for it.
+    process::change_dir(process.cwd())?;
     if nnp {
         process::set_no_new_privs()?;
     }
