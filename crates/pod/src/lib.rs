@@ -3,3 +3,4 @@
 
 pub mod manifest;
 pub mod quantity;
+pub mod resources;
