@@ -66,6 +66,11 @@ impl Cgroup {
                 });
             }
         }
+        if let Some(rules) = &plan.v2_devices {
+            if let Some(dir) = self.unified_dir() {
+                crate::devices_bpf::attach(dir, rules)?;
+            }
+        }
         Ok(())
     }
 }

@@ -7,6 +7,7 @@
 mod apply;
 mod cgroup;
 mod convert;
+pub mod devices_bpf;
 mod error;
 mod freeze;
 mod fsio;

@@ -55,6 +55,8 @@ impl Avail {
 pub struct Plan {
     pub writes: Vec<Write>,
     pub warnings: Vec<String>,
+    /// v2: device rules to enforce with a BPF program (validated; attached after the writes).
+    pub v2_devices: Option<Vec<oci_spec::runtime::LinuxDeviceCgroup>>,
 }
 
 impl Plan {
@@ -699,12 +701,9 @@ pub fn plan_v2(res: &LinuxResources, avail: &Avail, probe: Probe) -> Result<Plan
             ));
         }
     }
-    if res.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        p.warnings.push(
-            "devices: cgroup v2 needs a BPF device program, which podrun does not load yet; \
-             device access is limited only by the device nodes present in the rootfs"
-                .into(),
-        );
+    if let Some(devs) = res.devices().as_ref().filter(|d| !d.is_empty()) {
+        crate::devices_bpf::program(devs)?; // validate now, before anything is written
+        p.v2_devices = Some(devs.clone());
     }
     if let Some(r) = res.rdma() {
         let mut keys: Vec<&String> = r.keys().collect();

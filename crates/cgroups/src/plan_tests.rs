@@ -363,7 +363,7 @@ fn v2_devices_warn_and_unified_keys() {
         r#"{"devices":[{"allow":false,"access":"rwm"}],"unified":{"memory.high":"1000","pids.max":"5"}}"#,
     );
     let p = plan_v2(&r, &v2_avail(), &fresh).unwrap();
-    assert!(p.warnings.iter().any(|w| w.contains("BPF")));
+    assert_eq!(p.v2_devices.as_ref().map(|d| d.len()), Some(1));
     assert_eq!(
         files(&p),
         vec![pair("memory.high", "1000"), pair("pids.max", "5")]
@@ -375,4 +375,15 @@ fn v2_devices_warn_and_unified_keys() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("cgroup.procs"));
+}
+
+#[test]
+fn v2_bad_device_rule_is_rejected_before_writing() {
+    let e = plan_v2(
+        &res(r#"{"pids":{"limit":5},"devices":[{"allow":true,"type":"c","access":"rwx"}]}"#),
+        &v2_avail(),
+        &fresh,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("devices.access"), "{e}");
 }
