@@ -1,6 +1,7 @@
 //! Pure Pod logic for podrun: the rules kubelet and the API server apply to a
 //! Pod, as plain functions over k8s-openapi types. No processes, no kernel work.
 
+pub mod backoff;
 pub mod manifest;
 pub mod quantity;
 pub mod resources;
