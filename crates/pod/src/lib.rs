@@ -2,6 +2,8 @@
 //! Pod, as plain functions over k8s-openapi types. No processes, no kernel work.
 
 pub mod backoff;
+pub mod command;
+pub mod env;
 pub mod manifest;
 pub mod quantity;
 pub mod resources;
