@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::{field::Field, Event, Level, Metadata, Subscriber};
 
 struct Sink {
@@ -73,12 +72,12 @@ impl Sink {
     fn write(&self, level: Level, msg: &str) {
         let line = if self.json {
             let lvl = level.as_str().to_ascii_lowercase();
-            let v = serde_json::json!({"level": lvl, "msg": msg, "time": rfc3339_now()});
+            let v = serde_json::json!({"level": lvl, "msg": msg, "time": podrun_container::util::rfc3339_now()});
             format!("{v}\n")
         } else {
             format!(
                 "time=\"{}\" level={} msg={:?}\n",
-                rfc3339_now(),
+                podrun_container::util::rfc3339_now(),
                 level.as_str().to_ascii_lowercase(),
                 msg
             )
@@ -134,49 +133,4 @@ impl Subscriber for LineSubscriber {
     }
     fn enter(&self, _: &tracing::span::Id) {}
     fn exit(&self, _: &tracing::span::Id) {}
-}
-
-/// RFC 3339 UTC timestamp with nanoseconds, without a date crate.
-pub fn rfc3339_now() -> String {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    rfc3339(d.as_secs() as i64, d.subsec_nanos())
-}
-
-pub fn rfc3339(secs: i64, nanos: u32) -> String {
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// Howard Hinnant's days-to-civil algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z.rem_euclid(146097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    #[test]
-    fn formats_known_instants() {
-        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(rfc3339(951782400, 5), "2000-02-29T00:00:00.000000005Z");
-        assert_eq!(rfc3339(1795436400, 0), "2026-11-23T09:00:00.000000000Z");
-    }
 }

@@ -65,6 +65,10 @@ pub fn prepare_rootfs(o: &RootfsOptions) -> Result<()> {
     // 1. "/" slave (or as asked) so nothing we do propagates to the host.
     let flag = if root_prop.is_empty() {
         MsFlags::MS_SLAVE | MsFlags::MS_REC
+    } else if root_prop.contains(MsFlags::MS_UNBINDABLE) {
+        // An unbindable "/" would refuse the rootfs bind below: private now, unbindable
+        // after the pivot (pivot_rootfs applies linux.rootfsPropagation again).
+        MsFlags::MS_PRIVATE | MsFlags::MS_REC
     } else {
         root_prop
     };
