@@ -3,6 +3,7 @@
 
 pub mod backoff;
 pub mod command;
+pub mod crilog;
 pub mod env;
 pub mod manifest;
 pub mod quantity;
