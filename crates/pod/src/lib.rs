@@ -6,5 +6,6 @@ pub mod command;
 pub mod crilog;
 pub mod env;
 pub mod manifest;
+pub mod probe;
 pub mod quantity;
 pub mod resources;
