@@ -9,3 +9,4 @@ pub mod manifest;
 pub mod probe;
 pub mod quantity;
 pub mod resources;
+pub mod status;
