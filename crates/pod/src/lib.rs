@@ -4,6 +4,7 @@
 pub mod backoff;
 pub mod command;
 pub mod crilog;
+pub mod defaults;
 pub mod env;
 pub mod manifest;
 pub mod names;

@@ -217,6 +217,39 @@ pub fn oom_score_adj(qos: QosClass, container: &Container, machine_memory: u64) 
     }
 }
 
+/// GetContainerOOMScoreAdjust with the pod: a Burstable sidecar (restartable
+/// init container) scores no higher than the regular container with the
+/// smallest memory request, so it is not killed before the app it serves.
+pub fn container_oom_score_adj(spec: &PodSpec, c: &Container, machine_memory: u64) -> i32 {
+    let qos = qos_class(spec);
+    let own = oom_score_adj(qos, c, machine_memory);
+    if qos != QosClass::Burstable || !is_restartable_init(c) || spec.containers.is_empty() {
+        return own;
+    }
+    let min_req = spec
+        .containers
+        .iter()
+        .map(|a| container_requests(a).memory_bytes.unwrap_or(0))
+        .min()
+        .unwrap_or(0);
+    let cap = u128::from(machine_memory.max(1));
+    let min_adj = 1000i128 - (1000 * u128::from(min_req) / cap) as i128;
+    let mut adj = i128::from(own);
+    // Re-apply the sidecar bound to the raw formula, then the same clamps.
+    let raw = 1000i128
+        - (1000 * u128::from(container_requests(c).memory_bytes.unwrap_or(0)) / cap) as i128;
+    if raw > min_adj {
+        adj = min_adj;
+        let floor = i128::from(1000 + GUARANTEED_OOM_SCORE_ADJ);
+        if adj < floor {
+            adj = floor;
+        } else if adj == i128::from(BEST_EFFORT_OOM_SCORE_ADJ) {
+            adj = 999;
+        }
+    }
+    adj as i32
+}
+
 /// MilliCPUToShares: 1024 per core, at least 2 (0 → 2, the kernel's minimum).
 pub fn milli_cpu_to_shares(milli: u64) -> u64 {
     if milli == 0 {
@@ -269,7 +302,7 @@ pub fn container_cgroup(pod: &PodSpec, c: &Container, machine_memory: u64) -> Co
             .map(|m| milli_cpu_to_quota(m, QUOTA_PERIOD_US)),
         cpu_period_us: QUOTA_PERIOD_US,
         memory_limit: lim.memory_bytes.filter(|&m| m > 0),
-        oom_score_adj: oom_score_adj(qos_class(pod), c, machine_memory),
+        oom_score_adj: container_oom_score_adj(pod, c, machine_memory),
     }
 }
 
@@ -474,6 +507,25 @@ mod tests {
         assert_eq!(oom_score_adj(QosClass::Burstable, &none, gib), 999); // 1000 → 999
         let tiny = ctr("t", &[("memory", "1Ki")], &[]);
         assert_eq!(oom_score_adj(QosClass::Burstable, &tiny, 4 * gib), 999);
+    }
+
+    #[test]
+    fn sidecar_oom_follows_smallest_app() {
+        let gib = 1u64 << 30;
+        let mut side = ctr("side", &[("memory", "64Mi")], &[]);
+        side.restart_policy = Some("Always".into());
+        let s = spec(
+            vec![side],
+            vec![
+                ctr("a", &[("memory", "1Gi")], &[]),
+                ctr("b", &[("memory", "2Gi")], &[]),
+            ],
+        );
+        let sidecar = &s.init_containers.as_ref().unwrap()[0];
+        // Own score would be 1000 - 1000*64Mi/4Gi = 985; bounded by app a's 750.
+        assert_eq!(container_oom_score_adj(&s, sidecar, 4 * gib), 750);
+        assert_eq!(container_oom_score_adj(&s, &s.containers[1], 4 * gib), 500);
+        assert_eq!(container_cgroup(&s, sidecar, 4 * gib).oom_score_adj, 750);
     }
 
     #[test]
