@@ -229,7 +229,16 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
 }
 
 fn pod_from_value(value: &serde_json::Value, prefix: &str) -> Result<Pod, String> {
-    Pod::deserialize(value).map_err(|e| format!("{prefix}{e}"))
+    // serde_path_to_error names the field (`spec.containers[0].command[0]`).
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            format!("{prefix}{inner}")
+        } else {
+            format!("{prefix}{path}: {inner}")
+        }
+    })
 }
 
 fn pod_with_unknowns(pod: Pod, document: usize, input: &serde_json::Value) -> ManifestPod {
@@ -362,8 +371,18 @@ spec:
     fn wrong_type_is_rejected() {
         let y = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers: 3\n";
         let e = parse_manifest("p.yaml", y).unwrap_err().to_string();
-        assert!(e.starts_with("p.yaml: document 1, line 6: "), "{e}");
-        assert!(e.contains("invalid type"), "{e}");
+        assert!(
+            e.starts_with("p.yaml: document 1, line 6: spec.containers: invalid type"),
+            "{e}"
+        );
+        let y = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n    command: [true]\n";
+        let e = parse_manifest("p.yaml", y).unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "spec.containers[0].command[0]: invalid type: boolean `true`, expected a string"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

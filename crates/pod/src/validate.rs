@@ -21,7 +21,8 @@ use crate::env::SUPPORTED_FIELD_PATHS;
 use crate::names;
 use crate::quantity::Quantity;
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, LifecycleHandler, Pod, PodSpec, Probe, Volume,
+    Container, ContainerPort, EnvVar, LifecycleHandler, Pod, PodSecurityContext, PodSpec, Probe,
+    SeccompProfile, SecurityContext, Volume,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::{BTreeMap, HashSet};
@@ -290,6 +291,9 @@ fn validate_spec(spec: &PodSpec, v: &mut V) {
     {
         v.forbidden("spec.ephemeralContainers", "cannot be set on create");
     }
+    if let Some(sc) = &spec.security_context {
+        validate_pod_security_context(sc, v);
+    }
 
     // Volumes.
     let mut volume_names = HashSet::new();
@@ -317,6 +321,17 @@ fn validate_spec(spec: &PodSpec, v: &mut V) {
         for (i, c) in list.iter().enumerate() {
             let path = format!("{base}[{i}]");
             validate_container(c, &path, is_init, &volume_names, v);
+            if spec.host_network == Some(true) {
+                for (j, p) in c.ports.iter().flatten().enumerate() {
+                    if let Some(hp) = p.host_port.filter(|h| *h != 0 && *h != p.container_port) {
+                        v.invalid(
+                            &format!("{path}.ports[{j}].hostPort"),
+                            hp.to_string(),
+                            "must match `containerPort` when `hostNetwork` is true",
+                        );
+                    }
+                }
+            }
             if !c.name.is_empty() && !seen.insert(c.name.as_str()) {
                 v.push(
                     ErrorType::Duplicate,
@@ -608,6 +623,9 @@ fn validate_container(
         }
     }
     let port_names = validate_ports(c.ports.as_deref().unwrap_or(&[]), path, v);
+    if let Some(sc) = &c.security_context {
+        validate_security_context(sc, &format!("{path}.securityContext"), v);
+    }
     for (i, e) in c.env.iter().flatten().enumerate() {
         validate_env(e, &format!("{path}.env[{i}]"), v);
     }
@@ -691,6 +709,108 @@ fn validate_container(
                 validate_lifecycle_handler(h, &format!("{lp}.preStop"), &port_names, v);
             }
         }
+    }
+}
+
+fn id_range(path: &str, id: Option<i64>, v: &mut V) {
+    if let Some(id) = id.filter(|id| !(0..=i64::from(i32::MAX)).contains(id)) {
+        v.invalid(
+            path,
+            id.to_string(),
+            "must be between 0 and 2147483647, inclusive",
+        );
+    }
+}
+
+fn validate_seccomp(p: &SeccompProfile, path: &str, v: &mut V) {
+    v.enum_value(
+        &format!("{path}.type"),
+        Some(&p.type_),
+        &["RuntimeDefault", "Unconfined", "Localhost"],
+    );
+    if p.type_ == "Localhost" && p.localhost_profile.as_deref().is_none_or(str::is_empty) {
+        v.required(
+            &format!("{path}.localhostProfile"),
+            "must be set when seccomp type is Localhost",
+        );
+    }
+}
+
+fn validate_pod_security_context(sc: &PodSecurityContext, v: &mut V) {
+    let p = "spec.securityContext";
+    id_range(&format!("{p}.runAsUser"), sc.run_as_user, v);
+    id_range(&format!("{p}.runAsGroup"), sc.run_as_group, v);
+    id_range(&format!("{p}.fsGroup"), sc.fs_group, v);
+    for (i, g) in sc.supplemental_groups.iter().flatten().enumerate() {
+        id_range(&format!("{p}.supplementalGroups[{i}]"), Some(*g), v);
+    }
+    v.enum_value(
+        &format!("{p}.fsGroupChangePolicy"),
+        sc.fs_group_change_policy.as_ref(),
+        &["OnRootMismatch", "Always"],
+    );
+    if let Some(sp) = &sc.seccomp_profile {
+        validate_seccomp(sp, &format!("{p}.seccompProfile"), v);
+    }
+    for (i, s) in sc.sysctls.iter().flatten().enumerate() {
+        if s.name.is_empty() {
+            v.required(&format!("{p}.sysctls[{i}].name"), "");
+        }
+    }
+    if sc.se_linux_options.is_some() {
+        v.ignored(
+            &format!("{p}.seLinuxOptions"),
+            "podrun does not apply SELinux labels",
+        );
+    }
+    if sc.windows_options.is_some() {
+        v.ignored(
+            &format!("{p}.windowsOptions"),
+            "podrun runs Linux containers only",
+        );
+    }
+}
+
+fn validate_security_context(sc: &SecurityContext, path: &str, v: &mut V) {
+    id_range(&format!("{path}.runAsUser"), sc.run_as_user, v);
+    id_range(&format!("{path}.runAsGroup"), sc.run_as_group, v);
+    v.enum_value(
+        &format!("{path}.procMount"),
+        sc.proc_mount.as_ref(),
+        &["Default", "Unmasked"],
+    );
+    if let Some(sp) = &sc.seccomp_profile {
+        validate_seccomp(sp, &format!("{path}.seccompProfile"), v);
+    }
+    if sc.allow_privilege_escalation == Some(false) {
+        let shown = serde_json::to_string(sc).unwrap_or_default();
+        if sc.privileged == Some(true) {
+            v.invalid(
+                path,
+                shown.clone(),
+                "cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+            );
+        }
+        let adds_sys_admin = sc
+            .capabilities
+            .as_ref()
+            .and_then(|c| c.add.as_ref())
+            .is_some_and(|a| a.iter().any(|c| c == "CAP_SYS_ADMIN" || c == "SYS_ADMIN"));
+        if adds_sys_admin {
+            v.invalid(path, shown, "cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN");
+        }
+    }
+    if sc.se_linux_options.is_some() {
+        v.ignored(
+            &format!("{path}.seLinuxOptions"),
+            "podrun does not apply SELinux labels",
+        );
+    }
+    if sc.windows_options.is_some() {
+        v.ignored(
+            &format!("{path}.windowsOptions"),
+            "podrun runs Linux containers only",
+        );
     }
 }
 
@@ -1246,6 +1366,26 @@ mod tests {
             unknown_field_warnings(&["spec.foo".into()])[0].to_string(),
             "spec.foo: ignored: unknown field"
         );
+    }
+
+    #[test]
+    fn security_context_rules() {
+        let e = spec_errs("  hostNetwork: true\n  securityContext: {runAsUser: -1, fsGroup: 3000000000, supplementalGroups: [1, -2], seccompProfile: {type: Localhost}}\n  containers:\n  - name: a\n    image: b\n    ports: [{containerPort: 80, hostPort: 8080}]\n    securityContext: {allowPrivilegeEscalation: false, privileged: true, procMount: Weird, runAsGroup: -3}\n");
+        assert_eq!(
+            e,
+            vec![
+                "spec.securityContext.runAsUser: Invalid value: -1: must be between 0 and 2147483647, inclusive",
+                "spec.securityContext.fsGroup: Invalid value: 3000000000: must be between 0 and 2147483647, inclusive",
+                "spec.securityContext.supplementalGroups[1]: Invalid value: -2: must be between 0 and 2147483647, inclusive",
+                "spec.securityContext.seccompProfile.localhostProfile: Required value: must be set when seccomp type is Localhost",
+                "spec.containers[0].securityContext.runAsGroup: Invalid value: -3: must be between 0 and 2147483647, inclusive",
+                "spec.containers[0].securityContext.procMount: Unsupported value: \"Weird\": supported values: \"Default\", \"Unmasked\"",
+                "spec.containers[0].securityContext: Invalid value: {\"allowPrivilegeEscalation\":false,\"privileged\":true,\"procMount\":\"Weird\",\"runAsGroup\":-3}: cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+                "spec.containers[0].ports[0].hostPort: Invalid value: 8080: must match `containerPort` when `hostNetwork` is true",
+            ]
+        );
+        let ok = spec_errs("  securityContext: {runAsUser: 1000, runAsGroup: 3000, fsGroup: 2000}\n  containers:\n  - name: a\n    image: b\n    securityContext: {allowPrivilegeEscalation: false, runAsNonRoot: true, capabilities: {drop: [ALL]}}\n");
+        assert!(ok.is_empty(), "{ok:?}");
     }
 
     #[test]
