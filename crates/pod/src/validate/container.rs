@@ -64,6 +64,24 @@ pub(super) fn validate_container(
     for (i, e) in c.env.iter().flatten().enumerate() {
         validate_env(e, &format!("{path}.env[{i}]"), v);
     }
+    for (i, e) in c.env_from.iter().flatten().enumerate() {
+        let ep = format!("{path}.envFrom[{i}]");
+        if e.config_map_ref.is_some() {
+            v.forbidden(
+                &format!("{ep}.configMapRef"),
+                "not supported by podrun (no Kubernetes API server)",
+            );
+        }
+        if e.secret_ref.is_some() {
+            v.forbidden(
+                &format!("{ep}.secretRef"),
+                "not supported by podrun (no Kubernetes API server)",
+            );
+        }
+        if e.config_map_ref.is_none() && e.secret_ref.is_none() {
+            v.required(&ep, "must specify one of: `configMapRef` or `secretRef`");
+        }
+    }
     validate_resources(c, path, v);
     // Volume mounts.
     let mut mount_paths = HashSet::new();

@@ -167,14 +167,16 @@ fn volumes_and_mounts() {
 
 #[test]
 fn env_rules() {
-    let e = spec_errs("  containers:\n  - name: a\n    image: b\n    env:\n    - {name: 'A=B', value: x}\n    - {name: X, value: v, valueFrom: {fieldRef: {fieldPath: metadata.name}}}\n    - {name: Y, valueFrom: {fieldRef: {fieldPath: spec.bogus}}}\n    - {name: Z, valueFrom: {secretKeyRef: {name: s, key: k}}}\n    - {name: L, valueFrom: {fieldRef: {fieldPath: \"metadata.labels['app']\"}}}\n");
-    assert_eq!(e.len(), 4, "{e:?}");
+    let e = spec_errs("  containers:\n  - name: a\n    image: b\n    env:\n    - {name: 'A=B', value: x}\n    - {name: X, value: v, valueFrom: {fieldRef: {fieldPath: metadata.name}}}\n    - {name: Y, valueFrom: {fieldRef: {fieldPath: spec.bogus}}}\n    - {name: Z, valueFrom: {secretKeyRef: {name: s, key: k}}}\n    - {name: L, valueFrom: {fieldRef: {fieldPath: \"metadata.labels['app']\"}}}\n    envFrom: [{configMapRef: {name: c}}, {prefix: X_}]\n");
+    assert_eq!(e.len(), 6, "{e:?}");
     assert!(e[0].starts_with(
         "spec.containers[0].env[0].name: Invalid value: \"A=B\": a valid environment variable name"
     ));
     assert_eq!(e[1], "spec.containers[0].env[1].valueFrom: Invalid value: \"\": may not be specified when `value` is not empty");
     assert!(e[2].starts_with("spec.containers[0].env[2].valueFrom.fieldRef.fieldPath: Unsupported value: \"spec.bogus\": supported values: \"metadata.name\""));
     assert_eq!(e[3], "spec.containers[0].env[3].valueFrom.secretKeyRef: Forbidden: not supported by podrun (no Kubernetes API server)");
+    assert_eq!(e[4], "spec.containers[0].envFrom[0].configMapRef: Forbidden: not supported by podrun (no Kubernetes API server)");
+    assert_eq!(e[5], "spec.containers[0].envFrom[1]: Required value: must specify one of: `configMapRef` or `secretRef`");
 }
 
 #[test]
