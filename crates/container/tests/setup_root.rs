@@ -56,6 +56,77 @@ fn run_child(
     cmd.output().unwrap()
 }
 
+/// Like [`run_child`], but the child also gets a new user namespace whose
+/// maps (0 -> 0, 65536 ids) the parent writes before the child execs.
+fn run_child_userns(
+    entry: &str,
+    role: &str,
+    dir: &Path,
+    ns: nix::sched::CloneFlags,
+) -> std::process::Output {
+    let (a_r, a_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let (b_r, b_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let (a_w_raw, b_r_raw) = (a_w.as_raw_fd(), b_r.as_raw_fd());
+    let (a_r_raw, b_w_raw) = (a_r.as_raw_fd(), b_w.as_raw_fd());
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        entry,
+        "--nocapture",
+        "--test-threads=1",
+        "--include-ignored",
+    ])
+    .env(ENV_ROLE, role)
+    .env(ENV_DIR, dir)
+    .env("RUST_BACKTRACE", "0");
+    // SAFETY: only async-signal-safe calls (unshare, getpid, read, write, close).
+    unsafe {
+        cmd.pre_exec(move || {
+            // Our copies of the parent's ends, so EOF means the parent gave up.
+            libc::close(a_r_raw);
+            libc::close(b_w_raw);
+            // The user namespace first, so the others are owned by it.
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
+                .map_err(|e| std::io::Error::other(format!("unshare user: {e}")))?;
+            nix::sched::unshare(ns)
+                .map_err(|e| std::io::Error::other(format!("unshare {ns:?}: {e}")))?;
+            let pid = libc::getpid().to_ne_bytes();
+            libc::write(a_w_raw, pid.as_ptr().cast(), pid.len());
+            let mut b = [0u8; 1];
+            if libc::read(b_r_raw, b.as_mut_ptr().cast(), 1) != 1 {
+                return Err(std::io::Error::other("parent did not write the id maps"));
+            }
+            libc::close(a_w_raw);
+            libc::close(b_r_raw);
+            Ok(())
+        });
+    }
+    // The runner keeps our copies of the child's pipe ends open until the
+    // spawn is over (closing them earlier would free the fd numbers the
+    // child is about to use); on a pre-exec failure they close and the
+    // read below sees EOF.
+    let runner = std::thread::spawn(move || {
+        let out = cmd.output();
+        drop(a_w);
+        drop(b_r);
+        out
+    });
+    let mut pid = [0u8; 4];
+    let n = nix::unistd::read(a_r.as_raw_fd(), &mut pid).unwrap();
+    if n != 4 {
+        // The child failed before it could report: show why.
+        drop(b_w);
+        let out = runner.join().unwrap();
+        panic!("child setup failed: {out:?}");
+    }
+    let pid = i32::from_ne_bytes(pid);
+    for f in ["uid_map", "gid_map"] {
+        std::fs::write(format!("/proc/{pid}/{f}"), "0 0 65536\n").unwrap();
+    }
+    nix::unistd::write(&b_w, b"x").unwrap();
+    runner.join().unwrap().unwrap()
+}
+
 fn mount_points_under(dir: &Path) -> Vec<String> {
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
@@ -139,13 +210,19 @@ fn child_rootfs() {
     let Some(role) = role() else { return };
     let dir = PathBuf::from(std::env::var(ENV_DIR).unwrap());
     let no_pivot = role == "nopivot";
-    let spec: oci_spec::runtime::Spec = serde_json::from_value(spec_json(no_pivot)).unwrap();
+    let userns = role == "userns";
+    let mut json = spec_json(no_pivot);
+    if userns {
+        // No pid namespace of our own: procfs cannot be mounted, bind the host's.
+        json["mounts"][0] = serde_json::json!({"destination": "/proc", "type": "bind", "source": "/proc", "options": ["rbind"]});
+    }
+    let spec: oci_spec::runtime::Spec = serde_json::from_value(json).unwrap();
     let root = dir.join("rootfs");
     let o = rootfs::RootfsOptions {
         spec: &spec,
         rootfs: &root,
         bundle: &dir,
-        in_new_userns: false,
+        in_new_userns: userns,
         new_cgroupns: role == "cgroupns",
         no_pivot,
     };
@@ -260,7 +337,11 @@ fn rootfs_scenario(role: &str) {
     } else {
         flags
     };
-    let out = run_child("child_rootfs", role, t.path(), flags, None);
+    let out = if role == "userns" {
+        run_child_userns("child_rootfs", role, t.path(), flags)
+    } else {
+        run_child("child_rootfs", role, t.path(), flags, None)
+    };
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -296,6 +377,11 @@ fn rootfs_pivot_root() {
 #[test]
 fn rootfs_cgroup_namespace() {
     rootfs_scenario("cgroupns");
+}
+
+#[test]
+fn rootfs_user_namespace() {
+    rootfs_scenario("userns");
 }
 
 #[test]
