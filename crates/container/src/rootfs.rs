@@ -14,6 +14,8 @@ use nix::unistd::{chdir, chroot, fchdir, pivot_root};
 use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
 
 use crate::devices;
+
+mod copyup;
 use crate::error::{Error, Result, SysContext};
 use crate::mounts::{
     check_proc_mount, clean_destination, mount_containing, parse_mount_options,
@@ -540,14 +542,15 @@ fn mount_entry(o: &RootfsOptions, m: &Mount, opts: &MountOptions, is_bind: bool)
             }
             "tmpfs" => {
                 ensure_dir(&target)?;
-                if opts.tmpcopyup {
-                    tracing::warn!(dest = %m.destination().display(), "tmpcopyup is not supported; mounting an empty tmpfs");
-                }
                 let src = if source.as_os_str().is_empty() {
                     PathBuf::from("tmpfs")
                 } else {
                     source
                 };
+                if opts.tmpcopyup {
+                    copyup::mount_tmpfs_copyup(&src, &target, opts.flags, data.as_deref())?;
+                    return finish_entry(&target, opts);
+                }
                 mnt(
                     Some(&src),
                     &target,
@@ -583,12 +586,17 @@ fn mount_entry(o: &RootfsOptions, m: &Mount, opts: &MountOptions, is_bind: bool)
             }
         }
     }
+    finish_entry(&target, opts)
+}
+
+/// Propagation changes and recursive attributes after a spec mount.
+fn finish_entry(target: &Path, opts: &MountOptions) -> Result<()> {
     for p in &opts.propagation {
-        mnt(None, &target, None, *p, None)
+        mnt(None, target, None, *p, None)
             .ctx(|| format!("set propagation of {}", target.display()))?;
     }
     if opts.rec_set != 0 || opts.rec_clear != 0 {
-        mount_setattr_recursive(&target, opts.rec_set, opts.rec_clear)?;
+        mount_setattr_recursive(target, opts.rec_set, opts.rec_clear)?;
     }
     Ok(())
 }

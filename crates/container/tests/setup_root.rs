@@ -157,6 +157,8 @@ fn make_bundle() -> tempfile::TempDir {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
     }
     std::os::unix::fs::symlink("/etc", root.join("evil")).unwrap();
+    std::fs::create_dir_all(root.join("opt/seed/sub")).unwrap();
+    std::fs::write(root.join("opt/seed/sub/file"), "seeded\n").unwrap();
     std::fs::create_dir_all(t.path().join("hostdata")).unwrap();
     std::fs::write(t.path().join("hostdata/file"), "from the host\n").unwrap();
     std::fs::write(t.path().join("hostdata/secret"), "hidden\n").unwrap();
@@ -178,7 +180,8 @@ fn spec_json(no_pivot_marker: bool) -> serde_json::Value {
             {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
             {"destination": "/data", "type": "bind", "source": "hostdata", "options": ["rbind", "ro", "rprivate"]},
             {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m", if no_pivot_marker { "nodev" } else { "nosuid" }]},
-            {"destination": "/evil/podrun-escape", "type": "tmpfs", "source": "tmpfs"}
+            {"destination": "/evil/podrun-escape", "type": "tmpfs", "source": "tmpfs"},
+            {"destination": "/opt/seed", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup", "mode=755", "nosuid"]}
         ],
         "linux": {
             "namespaces": [{"type": "mount"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}],
@@ -291,6 +294,12 @@ fn child_rootfs() {
     assert!(procs.lines().any(|l| l == me), "{me} not in {procs}");
     assert!(Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists());
     assert_eq!(errno_of_create("/sys/fs/cgroup/newfile"), Some(libc::EROFS));
+    // tmpcopyup: the image's content on a fresh, writable tmpfs.
+    assert_eq!(
+        std::fs::read_to_string("/opt/seed/sub/file").unwrap(),
+        "seeded\n"
+    );
+    std::fs::write("/opt/seed/new", "x").unwrap();
     // The symlink to /etc was resolved inside the rootfs.
     assert!(Path::new("/etc/podrun-escape").is_dir());
     // The old root is gone.
@@ -303,11 +312,11 @@ fn child_rootfs() {
     // Only / and what the spec asked for: no mount of the old root is left.
     assert_eq!(points[0], "/", "{mi}");
     assert!(
-        points
-            .iter()
-            .all(|p| ["/", "/proc", "/dev", "/sys", "/data", "/tmp", "/etc"]
+        points.iter().all(
+            |p| ["/", "/proc", "/dev", "/sys", "/data", "/tmp", "/etc", "/opt"]
                 .iter()
-                .any(|k| *p == *k || p.starts_with(&format!("{k}/")))),
+                .any(|k| *p == *k || p.starts_with(&format!("{k}/")))
+        ),
         "unexpected mounts:\n{mi}"
     );
     fds::verify_cwd().unwrap();
@@ -362,6 +371,10 @@ fn rootfs_scenario(role: &str) {
         mount_points_under(t.path()).is_empty(),
         "leaked: {:?}",
         mount_points_under(t.path())
+    );
+    assert!(
+        !t.path().join("rootfs/opt/seed/new").exists(),
+        "tmpcopyup wrote into the image"
     );
     assert!(
         !Path::new("/etc/podrun-escape").exists(),
