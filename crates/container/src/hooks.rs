@@ -359,7 +359,7 @@ mod tests {
 
     #[test]
     fn env_is_inherited_only_without_env_list() {
-        let mut sh = |env: Option<Vec<&str>>, check: &str| {
+        let sh = |env: Option<Vec<&str>>, check: &str| {
             let mut j = serde_json::json!({ "path": "/bin/busybox", "args": ["sh", "-c", check] });
             if let Some(e) = env {
                 j["env"] = serde_json::json!(e);

@@ -384,6 +384,55 @@ mod tests {
     }
 
     #[test]
+    fn listener_gets_state_and_fd() {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+        use std::os::unix::net::UnixListener;
+        let dir = std::env::temp_dir().join(format!("podrun-seccomp-l-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("agent.sock");
+        let l = UnixListener::bind(&path).unwrap();
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let state =
+            serde_json::json!({"ociVersion": "1.2.0", "id": "c1", "status": "creating", "pid": 7});
+        send_to_listener(&path, null.as_raw_fd(), 7, Some("meta"), &state).unwrap();
+        let (conn, _) = l.accept().unwrap();
+        let mut buf = vec![0u8; 4096];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+        let msg = recvmsg::<()>(
+            conn.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::empty(),
+        )
+        .unwrap();
+        let mut fd = None;
+        for c in msg.cmsgs().unwrap() {
+            if let ControlMessageOwned::ScmRights(f) = c {
+                fd = f.first().copied();
+            }
+        }
+        let n = msg.bytes;
+        let v: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
+        assert_eq!(v["fds"], serde_json::json!(["seccompFd"]));
+        assert_eq!(
+            (v["pid"].as_i64(), v["metadata"].as_str()),
+            (Some(7), Some("meta"))
+        );
+        assert_eq!(v["state"]["id"], "c1");
+        assert_eq!(v["ociVersion"], "1.2.0");
+        let fd = fd.expect("an fd");
+        let st = nix::sys::stat::fstat(fd).unwrap();
+        assert_eq!(st.st_mode & libc::S_IFMT, libc::S_IFCHR);
+        // SAFETY: closing the received descriptor.
+        unsafe { libc::close(fd) };
+        let e = send_to_listener(&dir.join("missing.sock"), 0, 1, None, &state).unwrap_err();
+        assert!(e.to_string().contains("listenerPath"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn load_in_child_applies_errno() {
         let s = spec(
             r#"{"defaultAction":"SCMP_ACT_ALLOW",

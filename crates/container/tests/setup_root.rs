@@ -625,3 +625,85 @@ fn console_master_reaches_socket() {
     unsafe { libc::close(master) };
     drop(b);
 }
+
+/// Child side of the seccomp notify scenario: load a filter whose getppid
+/// goes to a listener, hand the listener fd over, and see the answer.
+#[test]
+#[ignore = "re-executed by seccomp_notify_reaches_listener"]
+fn child_seccomp_notify() {
+    let Some(_) = role() else { return };
+    let sock: RawFd = std::env::var(ENV_FD).unwrap().parse().unwrap();
+    let sc: oci_spec::runtime::LinuxSeccomp = serde_json::from_value(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": "/run/unused.sock",
+        "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_NOTIFY"}]
+    }))
+    .unwrap();
+    let prog = seccomp::compile(&sc).unwrap();
+    assert!(prog.uses_notify());
+    process::set_no_new_privs().unwrap();
+    let fd = seccomp::load(&prog).unwrap().expect("a listener fd");
+    console::send_fd(sock, "seccomp", fd.as_raw_fd()).unwrap();
+    drop(fd);
+    // SAFETY: a raw syscall; the listener answers it.
+    let r = unsafe { libc::syscall(libc::SYS_getppid) };
+    println!("REPORT getppid {r}");
+}
+
+#[test]
+fn seccomp_notify_reaches_listener() {
+    use nix::sys::socket::{
+        recvmsg, socketpair, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType,
+    };
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::empty(),
+    )
+    .unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let child_fd = b.as_raw_fd();
+    let dir = t.path().to_path_buf();
+    let runner = std::thread::spawn(move || {
+        run_child(
+            "child_seccomp_notify",
+            "notify",
+            &dir,
+            nix::sched::CloneFlags::empty(),
+            Some(child_fd),
+        )
+    });
+    let mut buf = [0u8; 16];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(a.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::empty()).unwrap();
+    let mut listener = None;
+    for c in msg.cmsgs().unwrap() {
+        if let ControlMessageOwned::ScmRights(f) = c {
+            listener = f.first().copied();
+        }
+    }
+    let listener = listener.expect("listener fd");
+    let req = libseccomp::ScmpNotifReq::receive(listener).unwrap();
+    assert_eq!(req.data.syscall.get_name().unwrap(), "getppid");
+    libseccomp::ScmpNotifResp::new_val(req.id, 4242, libseccomp::ScmpNotifRespFlags::empty())
+        .respond(listener)
+        .unwrap();
+    let out = runner.join().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("REPORT getppid 4242"), "{stdout}");
+    // SAFETY: closing the received descriptor.
+    unsafe { libc::close(listener) };
+    drop(b);
+}

@@ -5,9 +5,10 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
+use nix::fcntl::AtFlags;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{mknod, Mode, SFlag};
-use nix::unistd::{fchownat, FchownatFlags, Gid, Uid};
+use nix::unistd::{fchownat, Gid, Uid};
 
 use crate::error::{Error, Result, SysContext};
 
@@ -97,7 +98,7 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
             &to,
             Some(Uid::from_raw(md.uid())),
             Some(Gid::from_raw(md.gid())),
-            FchownatFlags::NoFollowSymlink,
+            AtFlags::AT_SYMLINK_NOFOLLOW,
         )
         .ctx(|| format!("chown {}", to.display()))?;
         if !ft.is_symlink() {
