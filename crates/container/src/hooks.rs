@@ -171,13 +171,13 @@ fn pump(child: &mut Child, input: &[u8], timeout: Option<Duration>) -> Result<Ho
         if exited.is_none() {
             exited = child.try_wait().map_err(|e| format!("wait: {e}"))?;
         }
-        if exited.is_some() {
+        if let Some(status) = exited {
             // Drain what is already there; descendants may keep the pipes
             // open forever, so do not wait for EOF.
             drain(&mut stdout, &mut out);
             drain(&mut stderr, &mut err);
             return Ok(HookOutput {
-                status: exited.unwrap(),
+                status,
                 stdout: out,
                 stderr: err,
             });

@@ -325,15 +325,16 @@ fn has_new_namespace(spec: &Spec, name: &str) -> bool {
 fn locked_flags(path: &Path) -> MsFlags {
     match statfs(path) {
         Ok(s) => {
-            let f = s.flags().bits() as u64;
-            let keep = (libc::MS_NOSUID
+            let f = s.flags().bits();
+            let keep = libc::MS_NOSUID
                 | libc::MS_NODEV
                 | libc::MS_NOEXEC
                 | libc::MS_NOATIME
                 | libc::MS_NODIRATIME
                 | libc::MS_RELATIME
-                | libc::MS_RDONLY) as u64;
-            MsFlags::from_bits_truncate((f & keep) as libc::c_ulong)
+                | libc::MS_RDONLY;
+            // statfs's ST_* bits have the same values as the MS_* ones.
+            MsFlags::from_bits_truncate(f & keep)
         }
         Err(_) => MsFlags::empty(),
     }
@@ -474,7 +475,7 @@ fn mount_entry(o: &RootfsOptions, m: &Mount, opts: &MountOptions, is_bind: bool)
             o.bundle.join(source)
         };
         let src_is_proc = statfs(&src)
-            .map(|s| s.filesystem_type().0 as i64 == PROC_SUPER_MAGIC)
+            .map(|s| s.filesystem_type().0 == PROC_SUPER_MAGIC)
             .unwrap_or(false);
         check_proc_mount(o.rootfs, &target, fstype, true, src_is_proc)?;
         bind_mount(&src, &target, opts)?;
@@ -660,7 +661,7 @@ fn mount_setattr_recursive(target: &Path, set: u64, clear: u64) -> Result<()> {
 
 fn host_is_cgroup2() -> bool {
     statfs("/sys/fs/cgroup")
-        .map(|s| s.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC)
+        .map(|s| s.filesystem_type().0 == CGROUP2_SUPER_MAGIC)
         .unwrap_or(false)
 }
 
