@@ -18,6 +18,8 @@ use oci_spec::runtime::{
 
 use crate::error::{Error, Result};
 
+mod enosys;
+
 const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
 const SECCOMP_FILTER_FLAG_TSYNC: libc::c_uint = 1;
 const SECCOMP_FILTER_FLAG_LOG: libc::c_uint = 2;
@@ -114,6 +116,32 @@ pub fn uses_notify(s: &LinuxSeccomp) -> bool {
             .any(|c| c.action() == LinuxSeccompAction::ScmpActNotify)
 }
 
+/// Unknown (newer) syscalls should see ENOSYS rather than a deny-by-default
+/// action; with allow/log defaults they are allowed anyway.
+fn needs_enosys_stub(default: LinuxSeccompAction) -> bool {
+    !matches!(
+        default,
+        LinuxSeccompAction::ScmpActAllow
+            | LinuxSeccompAction::ScmpActLog
+            | LinuxSeccompAction::ScmpActNotify
+    )
+}
+
+/// The highest native syscall number the profile names (unknown names and
+/// libseccomp's negative pseudo numbers are ignored).
+fn highest_syscall(s: &LinuxSeccomp) -> Option<u32> {
+    s.syscalls()
+        .as_deref()
+        .unwrap_or(&[])
+        .iter()
+        .flat_map(|c| c.names().iter())
+        .filter_map(|n| ScmpSyscall::from_name(n).ok())
+        .map(|sc| sc.as_raw_syscall())
+        .filter(|nr| *nr >= 0)
+        .max()
+        .map(|nr| nr as u32)
+}
+
 /// Build the BPF program for `s`.
 pub fn compile(s: &LinuxSeccomp) -> Result<SeccompProgram> {
     let lib = |what: &str, e: libseccomp::error::SeccompError| {
@@ -202,7 +230,20 @@ pub fn compile(s: &LinuxSeccomp) -> Result<SeccompProgram> {
             flags |= SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
         }
     }
-    let filter = export(&ctx)?;
+    let mut filter = export(&ctx)?;
+    if needs_enosys_stub(s.default_action()) {
+        if let (Some(arch), Some(max)) = (enosys::native_audit_arch(), highest_syscall(s)) {
+            let mut v = enosys::stub(arch, max);
+            v.extend(filter);
+            filter = v;
+        }
+    }
+    if filter.len() > u16::MAX as usize {
+        return Err(Error::Other(format!(
+            "linux.seccomp: the filter has {} instructions, more than the kernel accepts",
+            filter.len()
+        )));
+    }
     Ok(SeccompProgram {
         filter,
         flags,
@@ -430,6 +471,57 @@ mod tests {
         let e = send_to_listener(&dir.join("missing.sock"), 0, 1, None, &state).unwrap_err();
         assert!(e.to_string().contains("listenerPath"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn newer_syscalls_get_enosys_under_a_deny_default() {
+        // An allowlist that stops at getppid (110 on x86_64): anything above
+        // it answers ENOSYS, anything below that is not listed answers EPERM.
+        let s = spec(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO",
+                "syscalls":[{"names":["exit","exit_group","getpid","getppid","write"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        );
+        let p = compile(&s).unwrap();
+        if enosys::native_audit_arch().is_none() {
+            return;
+        }
+        let max = highest_syscall(&s).unwrap() as libc::c_long;
+        assert!(max >= libc::SYS_getppid);
+        // SAFETY: the child makes raw syscalls only and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // SAFETY: raw syscalls and _exit in the forked child.
+            unsafe {
+                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                if load(&p).is_err() {
+                    libc::_exit(10);
+                }
+                if libc::syscall(libc::SYS_getppid) <= 0 {
+                    libc::_exit(11);
+                }
+                // Below the highest listed, not allowed: the default (EPERM).
+                let r = libc::syscall(libc::SYS_getuid);
+                if r != -1 || *libc::__errno_location() != libc::EPERM {
+                    libc::_exit(12);
+                }
+                // Above it: ENOSYS.
+                let r = libc::syscall(max + 1);
+                if r != -1 || *libc::__errno_location() != libc::ENOSYS {
+                    libc::_exit(13);
+                }
+                let r = libc::syscall(libc::SYS_close_range, 1000, 1001, 0);
+                if r != -1 || *libc::__errno_location() != libc::ENOSYS {
+                    libc::_exit(14);
+                }
+                libc::_exit(0);
+            }
+        }
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(libc::WIFEXITED(status), "status {status}");
+        assert_eq!(libc::WEXITSTATUS(status), 0);
     }
 
     #[test]
