@@ -458,7 +458,13 @@ pub fn validate_sysctl(key: &str, has_ns: impl Fn(&str) -> bool) -> Result<()> {
             Err(Error::spec(field, "requires a new network namespace"))
         };
     }
-    if key == "kernel.hostname" || key == "kernel.domainname" {
+    if key == "kernel.hostname" {
+        return Err(Error::spec(
+            field,
+            "set the hostname with the \"hostname\" field instead",
+        ));
+    }
+    if key == "kernel.domainname" {
         return if has_ns("uts") {
             Ok(())
         } else {
@@ -667,6 +673,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("vm.swappiness"), "{e}");
+        assert!(validate_sysctl("kernel.domainname", |n| n == "uts").is_ok());
+        assert!(validate_sysctl("kernel.domainname", none).is_err());
+        assert!(validate_sysctl("kernel.hostname", all).is_err());
         assert_eq!(
             sysctl_path("net.ipv4.ip_forward"),
             PathBuf::from("/proc/sys/net/ipv4/ip_forward")
