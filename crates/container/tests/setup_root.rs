@@ -241,6 +241,9 @@ fn child_rootfs() {
     }
     rootfs::prepare_rootfs(&o).unwrap();
     rootfs::pivot_rootfs(&o).unwrap();
+    if role == "console" {
+        console_in_container(&spec);
+    }
     rootfs::finalize_rootfs(&spec).unwrap();
 
     // Devices and links.
@@ -331,6 +334,48 @@ fn child_rootfs() {
     panic!("exec busybox: {err}");
 }
 
+/// runc's order: console after the pivot, before finalize; the pty peer is
+/// bound over /dev/console. Stdio then belongs to the pty, so the verdict
+/// is the exit status.
+fn console_in_container(spec: &oci_spec::runtime::Spec) {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .unwrap();
+    console::setup_console(a.as_raw_fd(), Some((30, 90)), true).unwrap();
+    rootfs::finalize_rootfs(spec).unwrap();
+    // Take the master (dropping it unread would hang up the terminal).
+    let mut buf = [0u8; 32];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+    let msg = nix::sys::socket::recvmsg::<()>(
+        b.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .unwrap();
+    let has_master = msg.cmsgs().unwrap().any(
+        |c| matches!(c, nix::sys::socket::ControlMessageOwned::ScmRights(ref f) if f.len() == 1),
+    );
+    let n = msg.bytes;
+    let name = String::from_utf8_lossy(&buf[..n]).to_string();
+    let console = std::fs::metadata("/dev/console").unwrap();
+    let peer = std::fs::metadata(&name).unwrap();
+    let ok = has_master
+        && name.starts_with("/dev/pts/")
+        && console.file_type().is_char_device()
+        && console.rdev() == peer.rdev()
+        // SAFETY: isatty on fds 0..2 (now the pty peer).
+        && unsafe { libc::isatty(0) == 1 && libc::isatty(1) == 1 && libc::isatty(2) == 1 };
+    // SAFETY: leave without the test harness printing to the pty.
+    unsafe { libc::_exit(if ok { 0 } else { 3 }) };
+}
+
 fn rootfs_scenario(role: &str) {
     if !is_root() {
         eprintln!("skipped: needs root");
@@ -358,7 +403,9 @@ fn rootfs_scenario(role: &str) {
         "child failed: {}\n{stdout}\n{stderr}",
         out.status
     );
-    if role != "badbind" {
+    if role == "console" {
+        // Stdio went to the pty: the exit status is the verdict.
+    } else if role != "badbind" {
         assert!(
             stdout.contains("from the host"),
             "busybox did not run:\n{stdout}\n{stderr}"
@@ -395,6 +442,11 @@ fn rootfs_cgroup_namespace() {
 #[test]
 fn rootfs_user_namespace() {
     rootfs_scenario("userns");
+}
+
+#[test]
+fn rootfs_console_bound_on_dev_console() {
+    rootfs_scenario("console");
 }
 
 #[test]
