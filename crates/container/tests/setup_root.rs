@@ -16,6 +16,14 @@ const ENV_ROLE: &str = "PODRUN_SETUP_TEST_ROLE";
 const ENV_DIR: &str = "PODRUN_SETUP_TEST_DIR";
 const ENV_FD: &str = "PODRUN_SETUP_TEST_FD";
 
+/// These tests fork children that inherit descriptors and expect their own pipes to reach
+/// EOF; run in parallel threads, one test's pipe ends leak into another's child and both
+/// hang. One at a time.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
@@ -210,6 +218,7 @@ fn errno_of_create(p: &str) -> Option<i32> {
 #[test]
 #[ignore = "re-executed by rootfs_* tests"]
 fn child_rootfs() {
+    let _serial = serial();
     let Some(role) = role() else { return };
     let dir = PathBuf::from(std::env::var(ENV_DIR).unwrap());
     let no_pivot = role == "nopivot";
@@ -431,31 +440,37 @@ fn rootfs_scenario(role: &str) {
 
 #[test]
 fn rootfs_pivot_root() {
+    let _serial = serial();
     rootfs_scenario("pivot");
 }
 
 #[test]
 fn rootfs_cgroup_namespace() {
+    let _serial = serial();
     rootfs_scenario("cgroupns");
 }
 
 #[test]
 fn rootfs_user_namespace() {
+    let _serial = serial();
     rootfs_scenario("userns");
 }
 
 #[test]
 fn rootfs_console_bound_on_dev_console() {
+    let _serial = serial();
     rootfs_scenario("console");
 }
 
 #[test]
 fn rootfs_no_pivot() {
+    let _serial = serial();
     rootfs_scenario("nopivot");
 }
 
 #[test]
 fn rootfs_bad_bind_source_is_named_and_leaks_nothing() {
+    let _serial = serial();
     rootfs_scenario("badbind");
 }
 
@@ -471,6 +486,7 @@ fn status_field(text: &str, key: &str) -> String {
 #[test]
 #[ignore = "re-executed by identity_and_seccomp"]
 fn child_identity() {
+    let _serial = serial();
     let Some(_) = role() else { return };
     let p: oci_spec::runtime::Process = serde_json::from_value(serde_json::json!({
         "cwd": "/",
@@ -534,6 +550,7 @@ fn child_identity() {
 
 #[test]
 fn identity_and_seccomp() {
+    let _serial = serial();
     if !is_root() {
         eprintln!("skipped: needs root");
         return;
@@ -584,6 +601,7 @@ fn identity_and_seccomp() {
 #[test]
 #[ignore = "re-executed by console_master_reaches_socket"]
 fn child_console() {
+    let _serial = serial();
     let Some(_) = role() else { return };
     let fd: RawFd = std::env::var(ENV_FD).unwrap().parse().unwrap();
     console::setup_console(fd, Some((24, 100)), false).unwrap();
@@ -602,6 +620,7 @@ fn child_console() {
 
 #[test]
 fn console_master_reaches_socket() {
+    let _serial = serial();
     use nix::sys::socket::{
         recvmsg, socketpair, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType,
     };
@@ -683,6 +702,7 @@ fn console_master_reaches_socket() {
 #[test]
 #[ignore = "re-executed by seccomp_notify_reaches_listener"]
 fn child_seccomp_notify() {
+    let _serial = serial();
     let Some(_) = role() else { return };
     let sock: RawFd = std::env::var(ENV_FD).unwrap().parse().unwrap();
     let sc: oci_spec::runtime::LinuxSeccomp = serde_json::from_value(serde_json::json!({
@@ -704,6 +724,7 @@ fn child_seccomp_notify() {
 
 #[test]
 fn seccomp_notify_reaches_listener() {
+    let _serial = serial();
     use nix::sys::socket::{
         recvmsg, socketpair, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType,
     };
