@@ -123,6 +123,49 @@ const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
 /// Set effective, permitted and inheritable at once, then the ambient set
 /// (failures to raise an ambient capability are warnings, as in runc).
+/// This process's permitted capability set, from capget(2).
+fn current_permitted() -> Option<u64> {
+    let mut hdr = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [
+        CapData {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        },
+        CapData {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        },
+    ];
+    // SAFETY: capget fills the two v3 data structs we own.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut hdr as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    };
+    (r == 0).then(|| data[0].permitted as u64 | (data[1].permitted as u64) << 32)
+}
+
+/// "CAP_SYS_RESOURCE" names of the bits set in `mask`.
+fn cap_names(mask: u64) -> Vec<String> {
+    (0..64u8)
+        .filter(|b| mask & (1u64 << b) != 0)
+        .map(|b| {
+            caps::all()
+                .into_iter()
+                .find(|c| c.index() == b)
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| format!("capability {b}"))
+        })
+        .collect()
+}
+
 pub fn apply_caps(s: &CapSets) -> Result<()> {
     let mut hdr = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
@@ -143,12 +186,26 @@ pub fn apply_caps(s: &CapSets) -> Result<()> {
     // SAFETY: capset takes a header and an array of two data structs (v3).
     let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) };
     if r < 0 {
+        let err = nix::Error::last();
+        // The usual cause: the host never granted the runtime some of the asked capabilities.
+        if let Some(have) = current_permitted() {
+            let missing = (s.permitted | s.effective | s.inheritable) & !have;
+            if missing != 0 {
+                return Err(Error::spec(
+                    "process.capabilities",
+                    format!(
+                        "{} not available to podrun on this host (not in its permitted set {have:#x})",
+                        cap_names(missing).join(", ")
+                    ),
+                ));
+            }
+        }
         return Err(Error::sys(
             format!(
                 "capset (effective {:#x}, permitted {:#x}, inheritable {:#x})",
                 s.effective, s.permitted, s.inheritable
             ),
-            nix::Error::last(),
+            err,
         ));
     }
     // SAFETY: prctl with integer arguments only.
@@ -254,5 +311,17 @@ mod tests {
         let c: LinuxCapabilities =
             serde_json::from_str(r#"{"bounding":["CAP_CHECKPOINT_RESTORE","CAP_CHOWN"]}"#).unwrap();
         assert_eq!(cap_sets(Some(&c), 39).unwrap().bounding, chown);
+    }
+}
+
+#[cfg(test)]
+mod missing_caps_tests {
+    #[test]
+    fn names_missing_bits() {
+        assert_eq!(
+            super::cap_names((1 << 24) | (1 << 21)),
+            vec!["CAP_SYS_ADMIN".to_string(), "CAP_SYS_RESOURCE".to_string()]
+        );
+        assert!(super::current_permitted().is_some());
     }
 }
