@@ -129,6 +129,7 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
         .map(|p| p.to_string_lossy().into_owned());
     let cgroup = podrun_cgroups::Cgroup::resolve(&layout, cg_path.as_deref(), &o.id)?;
     cgroup.create()?;
+    crate::util::trace("create: cgroup dirs made");
     crate::util::trace("create: cgroup created");
     cleanup.cgroup = Some(cgroup.clone());
     cgroup.apply(&crate::resources::effective(&spec))?;
@@ -199,6 +200,7 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
     drop(fifo_fd);
     cleanup.pidfds.push(pidfd);
 
+    crate::util::trace("create: cloned");
     if cg_fd.is_none() {
         cgroup.add_pid(child_pid)?;
     }

@@ -179,6 +179,7 @@ impl Runtime {
         if let Some(cg) = &rec.cgroup {
             cg.destroy()?;
         }
+        crate::util::trace("destroy: cgroup removed");
         if let Some(h) = rec.spec.hooks() {
             let st = serde_json::to_string(&rec.oci_state(Status::Stopped)).unwrap_or_default();
             run_hooks_warn(hooks::HookKind::Poststop, h.poststop().as_ref(), &st);

@@ -87,6 +87,7 @@ pub fn prepare_rootfs(o: &RootfsOptions) -> Result<()> {
     )
     .ctx(|| format!("bind-mount rootfs {} on itself", o.rootfs.display()))?;
 
+    crate::util::trace("rootfs: root bound");
     // 4. The spec's mounts, in order.
     let mounts: &[Mount] = o.spec.mounts().as_deref().unwrap_or(&[]);
     let mut setup_dev = true;
@@ -116,6 +117,7 @@ pub fn prepare_rootfs(o: &RootfsOptions) -> Result<()> {
         }
     }
 
+    crate::util::trace("rootfs: spec mounts done");
     // 6. /dev content.
     if setup_dev {
         let devs = devices::merged_devices(linux.and_then(|l| l.devices().as_ref()))?;
