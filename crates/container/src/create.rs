@@ -142,7 +142,13 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
         // Writable by the container's root, whatever the umask and the user namespace (runc too).
         let (uid, gid) = root_ids(&spec);
         let fifo_err = |e| Error::sys(format!("chmod/chown {}", fifo.display()), e);
-        nix::sys::stat::fchmodat(None, &fifo, nix::sys::stat::Mode::from_bits_truncate(0o622), nix::sys::stat::FchmodatFlags::FollowSymlink).map_err(fifo_err)?;
+        nix::sys::stat::fchmodat(
+            None,
+            &fifo,
+            nix::sys::stat::Mode::from_bits_truncate(0o622),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )
+        .map_err(fifo_err)?;
         nix::unistd::chown(&fifo, Some(uid.into()), Some(gid.into())).map_err(fifo_err)?;
         let fd = nix::fcntl::open(
             &fifo,
@@ -190,6 +196,7 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
                 no_pivot: o.no_pivot,
                 no_new_keyring: o.no_new_keyring,
                 preserve_fds: o.preserve_fds,
+                stdio: o.stdio,
                 single_clone: single,
             })
         }
@@ -379,25 +386,46 @@ fn write_id_maps(pid: i32, spec: &oci_spec::runtime::Spec) -> Result<()> {
 
 /// Write linux.timeOffsets to the time namespace the child unshared (for its children).
 fn write_time_offsets(pid: i32, spec: &oci_spec::runtime::Spec) -> Result<()> {
-    let Some(offsets) = spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref()) else { return Ok(()) };
+    let Some(offsets) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref())
+    else {
+        return Ok(());
+    };
     let mut data = String::new();
     for (clock, off) in offsets {
         if clock != "monotonic" && clock != "boottime" {
-            return Err(Error::spec(format!("linux.timeOffsets.{clock}"), "only monotonic and boottime clocks have offsets"));
+            return Err(Error::spec(
+                format!("linux.timeOffsets.{clock}"),
+                "only monotonic and boottime clocks have offsets",
+            ));
         }
-        data.push_str(&format!("{clock} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+        data.push_str(&format!(
+            "{clock} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
     }
     let p = format!("/proc/{pid}/timens_offsets");
-    std::fs::write(&p, data).map_err(|e| Error::spec("linux.timeOffsets", format!("write {p}: {e}")))
+    std::fs::write(&p, data)
+        .map_err(|e| Error::spec("linux.timeOffsets", format!("write {p}: {e}")))
 }
 
 /// The host uid and gid that container root maps to (0 and 0 without a user namespace).
 fn root_ids(spec: &oci_spec::runtime::Spec) -> (u32, u32) {
     let linux = spec.linux().as_ref();
     let find = |m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
-        m.into_iter().flatten().find(|m| m.container_id() == 0).map(|m| m.host_id()).unwrap_or(0)
+        m.into_iter()
+            .flatten()
+            .find(|m| m.container_id() == 0)
+            .map(|m| m.host_id())
+            .unwrap_or(0)
     };
-    (find(linux.and_then(|l| l.uid_mappings().as_ref())), find(linux.and_then(|l| l.gid_mappings().as_ref())))
+    (
+        find(linux.and_then(|l| l.uid_mappings().as_ref())),
+        find(linux.and_then(|l| l.gid_mappings().as_ref())),
+    )
 }
 
 fn owner_name() -> String {

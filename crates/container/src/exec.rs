@@ -18,7 +18,7 @@ use std::os::unix::net::UnixStream;
 
 impl Runtime {
     pub fn exec(&self, id: &str, o: ExecOptions) -> Result<i32> {
-        crate::selfexe::ensure_sealed(&self.root)?;
+        self.ensure_sealed()?;
         let (dir, rec) = self.load(id)?;
         match rec.status(&dir) {
             Status::Running | Status::Created => {}
@@ -294,7 +294,14 @@ pub fn build_process(spec: &Spec, o: &ExecOptions) -> Result<Process> {
     }
     if !o.caps.is_empty() {
         let mut caps: LinuxCapabilities = p.capabilities().clone().unwrap_or_default();
-        let add: Vec<Capability> = o.caps.iter().map(|c| crate::capabilities::parse_oci_capability(c).map_err(|e| Error::Other(format!("--cap: {e}")))).collect::<Result<_>>()?;
+        let add: Vec<Capability> = o
+            .caps
+            .iter()
+            .map(|c| {
+                crate::capabilities::parse_oci_capability(c)
+                    .map_err(|e| Error::Other(format!("--cap: {e}")))
+            })
+            .collect::<Result<_>>()?;
         let extend = |s: &Option<HashSet<Capability>>| -> Option<HashSet<Capability>> {
             let mut s = s.clone().unwrap_or_default();
             s.extend(add.iter().copied());

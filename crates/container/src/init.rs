@@ -25,6 +25,7 @@ pub(crate) struct InitArgs<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    pub stdio: Option<[RawFd; 3]>,
     /// The child is already in every new namespace (single clone3).
     pub single_clone: bool,
 }
@@ -68,6 +69,13 @@ fn run(a: &InitArgs) -> Result<Never> {
         None,
     );
     expect(a.chan, Msg::Go)?;
+    if let Some(fds) = a.stdio {
+        for (target, fd) in fds.iter().enumerate() {
+            if *fd != target as RawFd {
+                unistd::dup2(*fd, target as RawFd).ctx(|| format!("dup2 {fd} onto {target}"))?;
+            }
+        }
+    }
     crate::util::trace("init: go");
 
     if !a.single_clone {
@@ -123,10 +131,16 @@ fn run(a: &InitArgs) -> Result<Never> {
     // Our descriptor table as the runtime's /proc shows it, kept across the root change for
     // reopening exec.fifo (close-on-exec, so it never reaches the user program).
     let fd_dir = match a.fifo {
-        Some(_) => nix::fcntl::open("/proc/self/fd", nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-            .ok()
-            // SAFETY: a fresh descriptor from open().
-            .map(|fd| unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }),
+        Some(_) => nix::fcntl::open(
+            "/proc/self/fd",
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ok()
+        // SAFETY: a fresh descriptor from open().
+        .map(|fd| unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }),
         None => None,
     };
     if a.ns.has_mount() {
@@ -215,15 +229,25 @@ fn run(a: &InitArgs) -> Result<Never> {
     crate::util::trace("init: ready");
     match a.chan.recv()? {
         Some(Msg::Start) => {}
-        Some(Msg::WaitFifo) => {
-            wait_fifo(a.fifo.ok_or_else(|| Error::Other("no exec fifo".into()))?, fd_dir.as_ref())?
-        }
+        Some(Msg::WaitFifo) => wait_fifo(
+            a.fifo.ok_or_else(|| Error::Other("no exec fifo".into()))?,
+            fd_dir.as_ref(),
+        )?,
         Some(m) => return Err(Error::Other(format!("protocol: expected Start, got {m:?}"))),
         None => return Err(Error::RuntimeGone("start")),
     }
-    if let Some(h) = a.spec.hooks().as_ref().filter(|h| h.start_container().is_some()) {
+    if let Some(h) = a
+        .spec
+        .hooks()
+        .as_ref()
+        .filter(|h| h.start_container().is_some())
+    {
         let st = with_status(&state_json, "created");
-        hooks::run_hooks(hooks::HookKind::StartContainer, h.start_container().as_ref(), st.as_bytes())?;
+        hooks::run_hooks(
+            hooks::HookKind::StartContainer,
+            h.start_container().as_ref(),
+            st.as_bytes(),
+        )?;
     }
     if let (Some(f), true) = (&filter, nnp) {
         seccomp::load(f)?;
@@ -387,8 +411,17 @@ fn wait_fifo(fd: RawFd, fd_dir: Option<&std::os::fd::OwnedFd>) -> Result<()> {
     // Reopen through the runtime's /proc/self/fd directory, held open from before the root
     // changed: the container may have no /proc of its own.
     let f = match fd_dir {
-        Some(d) => nix::fcntl::openat(Some(d.as_raw_fd()), name.as_str(), OFlag::O_WRONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()),
-        None => nix::fcntl::open(format!("/proc/self/fd/{fd}").as_str(), OFlag::O_WRONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()),
+        Some(d) => nix::fcntl::openat(
+            Some(d.as_raw_fd()),
+            name.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        ),
+        None => nix::fcntl::open(
+            format!("/proc/self/fd/{fd}").as_str(),
+            OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        ),
     }
     .ctx(|| "open exec fifo".into())?;
     let _ = unistd::write(

@@ -45,6 +45,10 @@ use std::path::{Path, PathBuf};
 /// A runtime rooted at a state directory (`--root`).
 pub struct Runtime {
     pub root: PathBuf,
+    /// Re-execute from a sealed view of the binary before touching a container (see
+    /// selfexe.rs). The CLI seals; a library caller (the pod supervisor, forked from an
+    /// already sealed podrun) turns it off with [`Runtime::in_process`].
+    pub seal: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -56,6 +60,9 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// Library use (the pod supervisor): descriptors to become the container's stdin,
+    /// stdout and stderr instead of the runtime's own.
+    pub stdio: Option<[std::os::fd::RawFd; 3]>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -78,8 +85,19 @@ pub struct ExecOptions {
 
 impl Runtime {
     pub fn new(root: &Path) -> Self {
-        Runtime {
-            root: root.to_path_buf(),
+        Runtime { root: root.to_path_buf(), seal: true }
+    }
+
+    /// A runtime for a process that is already running from a sealed binary (or a test):
+    /// never re-executes itself.
+    pub fn in_process(root: &Path) -> Self {
+        Runtime { root: root.to_path_buf(), seal: false }
+    }
+
+    pub(crate) fn ensure_sealed(&self) -> Result<()> {
+        if self.seal {
+            selfexe::ensure_sealed(&self.root)?;
         }
+        Ok(())
     }
 }

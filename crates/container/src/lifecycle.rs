@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 impl Runtime {
     /// `create`: the init waits on exec.fifo when this returns.
     pub fn create(&self, o: &CreateOptions) -> Result<()> {
-        crate::selfexe::ensure_sealed(&self.root)?;
+        self.ensure_sealed()?;
         let c = create::create(self, o, Mode::Create)?;
         c.chan.send(&Msg::WaitFifo)?;
         Ok(())
@@ -21,7 +21,7 @@ impl Runtime {
     /// `run`: create and start; unless detached, wait for the container, forwarding
     /// signals, then delete it and return its exit code (128+n when killed by signal n).
     pub fn run(&self, o: &CreateOptions, detach: bool) -> Result<i32> {
-        crate::selfexe::ensure_sealed(&self.root)?;
+        self.ensure_sealed()?;
         let fwd = if detach {
             None
         } else {
@@ -57,7 +57,7 @@ impl Runtime {
         run_poststart(&c.record);
         let Some(fwd) = fwd else { return Ok(0) };
         let code = fwd.wait(c.pid, c.pidfd.as_ref())?;
-    crate::util::trace("run: container exited");
+        crate::util::trace("run: container exited");
         if let Some(p) = proxy {
             p.finish();
         }
@@ -65,6 +65,14 @@ impl Runtime {
         self.destroy(&c.dir, &c.record)?;
         crate::util::trace("run: destroyed");
         Ok(code)
+    }
+
+    /// Library use (the pod supervisor): create and start a container and return its init's
+    /// host pid once the user program is running. The caller reaps it (it is the caller's
+    /// child, or reparented to it when the caller is a child subreaper).
+    pub fn run_detached(&self, o: &CreateOptions) -> Result<i32> {
+        self.run(o, true)?;
+        Ok(self.load(&o.id)?.1.pid)
     }
 
     pub fn start(&self, id: &str) -> Result<()> {

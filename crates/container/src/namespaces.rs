@@ -109,7 +109,8 @@ impl NsPlan {
     /// A new time namespace takes its offsets before its first member exists, so the init
     /// must be forked into it after the runtime wrote them.
     pub fn new_time(&self) -> bool {
-        self.new.contains(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
+        self.new
+            .contains(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
     }
 }
 

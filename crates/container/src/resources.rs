@@ -4,7 +4,12 @@
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources, Spec};
 
-fn rule(typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str) -> LinuxDeviceCgroup {
+fn rule(
+    typ: LinuxDeviceType,
+    major: Option<i64>,
+    minor: Option<i64>,
+    access: &str,
+) -> LinuxDeviceCgroup {
     let mut r = LinuxDeviceCgroup::default();
     r.set_allow(true);
     r.set_typ(Some(typ));
@@ -38,10 +43,16 @@ pub fn default_device_rules() -> Vec<LinuxDeviceCgroup> {
 /// as runc orders them, so a spec "deny all" does not take them away).
 pub fn effective(spec: &Spec) -> LinuxResources {
     let linux = spec.linux().as_ref();
-    let mut res = linux.and_then(|l| l.resources().clone()).unwrap_or_default();
+    let mut res = linux
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
     let mut devs = res.devices().clone().unwrap_or_default();
     devs.extend(default_device_rules());
-    for d in linux.and_then(|l| l.devices().as_ref()).into_iter().flatten() {
+    for d in linux
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+    {
         let typ = match d.typ() {
             LinuxDeviceType::B => LinuxDeviceType::B,
             LinuxDeviceType::P => continue,
@@ -62,6 +73,8 @@ mod tests {
         let r = effective(&spec);
         let d = r.devices().as_ref().unwrap();
         assert!(!d[0].allow(), "the spec's deny-all stays first");
-        assert!(d.iter().any(|x| x.allow() && x.major() == Some(1) && x.minor() == Some(3)));
+        assert!(d
+            .iter()
+            .any(|x| x.allow() && x.major() == Some(1) && x.minor() == Some(3)));
     }
 }

@@ -20,7 +20,9 @@ const MEMFD_NAME: &str = "podrun-sealed";
 /// Is this process's executable out of a container's reach (read-only mount, or sealed memfd)?
 pub fn is_sealed() -> bool {
     if let Ok(p) = std::fs::read_link("/proc/self/exe") {
-        if p.to_string_lossy().starts_with(&format!("/memfd:{MEMFD_NAME}")) {
+        if p.to_string_lossy()
+            .starts_with(&format!("/memfd:{MEMFD_NAME}"))
+        {
             return true;
         }
     }
@@ -46,7 +48,9 @@ pub fn ensure_sealed(scratch: &Path) -> Result<()> {
         }
     };
     let args: Vec<CString> = std::env::args_os()
-        .map(|a| CString::new(a.into_encoded_bytes()).map_err(|_| Error::Other("NUL in argument".into())))
+        .map(|a| {
+            CString::new(a.into_encoded_bytes()).map_err(|_| Error::Other("NUL in argument".into()))
+        })
         .collect::<Result<_>>()?;
     let env: Vec<CString> = std::env::vars_os()
         .filter_map(|(k, v)| {
@@ -69,7 +73,16 @@ fn execveat_empty(fd: RawFd, args: &[CString], env: &[CString]) -> nix::errno::E
     let empty = c"";
     // SAFETY: argv/envp are NULL-terminated arrays of pointers to C strings that outlive the
     // call; on success execveat does not return.
-    unsafe { libc::syscall(libc::SYS_execveat, fd, empty.as_ptr(), argv.as_ptr(), envp.as_ptr(), libc::AT_EMPTY_PATH) };
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd,
+            empty.as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
     nix::errno::Errno::last()
 }
 
@@ -84,7 +97,16 @@ fn check(r: libc::c_long, what: &str) -> Result<RawFd> {
 fn fsconfig_str(ctx: RawFd, key: &CStr, val: &CStr) -> libc::c_long {
     const FSCONFIG_SET_STRING: libc::c_uint = 1;
     // SAFETY: fsconfig reads the two C strings for the duration of the call.
-    unsafe { libc::syscall(libc::SYS_fsconfig, ctx, FSCONFIG_SET_STRING, key.as_ptr(), val.as_ptr(), 0) }
+    unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            ctx,
+            FSCONFIG_SET_STRING,
+            key.as_ptr(),
+            val.as_ptr(),
+            0,
+        )
+    }
 }
 
 /// Escape ':' and '\' for an overlayfs lowerdir list.
@@ -93,39 +115,87 @@ fn escape_lower(p: &str) -> String {
 }
 
 fn sealed_overlay(scratch: &Path) -> Result<OwnedFd> {
-    let exe = std::fs::read_link("/proc/self/exe").map_err(|e| Error::io("readlink", "/proc/self/exe", e))?;
+    let exe = std::fs::read_link("/proc/self/exe")
+        .map_err(|e| Error::io("readlink", "/proc/self/exe", e))?;
     let (dir, name) = match (exe.parent(), exe.file_name()) {
         (Some(d), Some(n)) => (d, n),
-        _ => return Err(Error::Other(format!("odd executable path {}", exe.display()))),
+        _ => {
+            return Err(Error::Other(format!(
+                "odd executable path {}",
+                exe.display()
+            )))
+        }
     };
     let empty = scratch.join(".exe-lower");
     std::fs::create_dir_all(&empty).map_err(|e| Error::io("create", &empty, e))?;
     // SAFETY: fsopen with a C string literal; the result is checked.
-    let ctx = check(unsafe { libc::syscall(libc::SYS_fsopen, c"overlay".as_ptr(), 1 /* FSOPEN_CLOEXEC */) }, "fsopen overlay")?;
+    let ctx = check(
+        unsafe {
+            libc::syscall(
+                libc::SYS_fsopen,
+                c"overlay".as_ptr(),
+                1, /* FSOPEN_CLOEXEC */
+            )
+        },
+        "fsopen overlay",
+    )?;
     // SAFETY: a fresh descriptor we own.
     let ctx = unsafe { OwnedFd::from_raw_fd(ctx) };
-    let lower = format!("{}:{}", escape_lower(&dir.to_string_lossy()), escape_lower(&empty.to_string_lossy()));
+    let lower = format!(
+        "{}:{}",
+        escape_lower(&dir.to_string_lossy()),
+        escape_lower(&empty.to_string_lossy())
+    );
     let lower_c = CString::new(lower.clone()).map_err(|_| Error::Other("NUL in path".into()))?;
-    check(fsconfig_str(ctx.as_raw_fd(), c"lowerdir", &lower_c), &format!("fsconfig overlay lowerdir={lower}"))?;
+    check(
+        fsconfig_str(ctx.as_raw_fd(), c"lowerdir", &lower_c),
+        &format!("fsconfig overlay lowerdir={lower}"),
+    )?;
     let _ = fsconfig_str(ctx.as_raw_fd(), c"xino", c"off");
     const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
     // SAFETY: fsconfig command without pointers.
-    check(unsafe { libc::syscall(libc::SYS_fsconfig, ctx.as_raw_fd(), FSCONFIG_CMD_CREATE, std::ptr::null::<u8>(), std::ptr::null::<u8>(), 0) }, "fsconfig create overlay")?;
+    check(
+        unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                ctx.as_raw_fd(),
+                FSCONFIG_CMD_CREATE,
+                std::ptr::null::<u8>(),
+                std::ptr::null::<u8>(),
+                0,
+            )
+        },
+        "fsconfig create overlay",
+    )?;
     const FSMOUNT_CLOEXEC: libc::c_uint = 1;
     const MOUNT_ATTR_RDONLY: libc::c_uint = 0x1;
     const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
     const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
     // SAFETY: fsmount on our context; the result is checked.
     let mnt = check(
-        unsafe { libc::syscall(libc::SYS_fsmount, ctx.as_raw_fd(), FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV) },
+        unsafe {
+            libc::syscall(
+                libc::SYS_fsmount,
+                ctx.as_raw_fd(),
+                FSMOUNT_CLOEXEC,
+                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+            )
+        },
         "fsmount overlay",
     )?;
     // SAFETY: a fresh descriptor we own.
     let mnt = unsafe { OwnedFd::from_raw_fd(mnt) };
-    let name_c = CString::new(name.as_encoded_bytes()).map_err(|_| Error::Other("NUL in path".into()))?;
+    let name_c =
+        CString::new(name.as_encoded_bytes()).map_err(|_| Error::Other("NUL in path".into()))?;
     // SAFETY: openat relative to our detached mount with a C string; checked.
     let fd = check(
-        unsafe { libc::openat(mnt.as_raw_fd(), name_c.as_ptr(), libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) } as libc::c_long,
+        unsafe {
+            libc::openat(
+                mnt.as_raw_fd(),
+                name_c.as_ptr(),
+                libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        } as libc::c_long,
         "open podrun in its sealed overlay",
     )?;
     // SAFETY: a fresh descriptor we own.
@@ -135,20 +205,35 @@ fn sealed_overlay(scratch: &Path) -> Result<OwnedFd> {
 fn sealed_memfd() -> Result<OwnedFd> {
     let name = CString::new(MEMFD_NAME).expect("no NUL");
     // SAFETY: memfd_create with a valid C string; the result is checked.
-    let raw = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    let raw =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
     if raw < 0 {
         return Err(Error::sys("memfd_create", nix::errno::Errno::last()));
     }
     // SAFETY: a fresh descriptor we own.
     let memfd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let exe = std::fs::File::open("/proc/self/exe").map_err(|e| Error::io("open", "/proc/self/exe", e))?;
-    let len = exe.metadata().map_err(|e| Error::io("stat", "/proc/self/exe", e))?.len() as usize;
+    let exe = std::fs::File::open("/proc/self/exe")
+        .map_err(|e| Error::io("open", "/proc/self/exe", e))?;
+    let len = exe
+        .metadata()
+        .map_err(|e| Error::io("stat", "/proc/self/exe", e))?
+        .len() as usize;
     let mut left = len;
     while left > 0 {
         // SAFETY: sendfile between two descriptors we own; offsets are the files' own.
-        let n = unsafe { libc::sendfile(memfd.as_raw_fd(), exe.as_raw_fd(), std::ptr::null_mut(), left) };
+        let n = unsafe {
+            libc::sendfile(
+                memfd.as_raw_fd(),
+                exe.as_raw_fd(),
+                std::ptr::null_mut(),
+                left,
+            )
+        };
         if n <= 0 {
-            return Err(Error::sys("copy podrun into memfd", nix::errno::Errno::last()));
+            return Err(Error::sys(
+                "copy podrun into memfd",
+                nix::errno::Errno::last(),
+            ));
         }
         left -= n as usize;
     }

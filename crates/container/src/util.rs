@@ -132,7 +132,9 @@ mod tests {
 pub fn trace(stage: &str) {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if *ON.get_or_init(|| std::env::var_os("PODRUN_TRACE_TIMING").is_some()) {
-        let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map(|t| t.tv_sec() as i64 * 1_000_000 + t.tv_nsec() as i64 / 1000).unwrap_or(0);
+        let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+            .map(|t| t.tv_sec() as i64 * 1_000_000 + t.tv_nsec() as i64 / 1000)
+            .unwrap_or(0);
         eprintln!("{t} {} {stage}", std::process::id());
     }
 }
