@@ -62,6 +62,7 @@ fn main() {
     podrun_container::util::trace("main");
     early_seal();
     let cli = Cli::parse();
+    podrun_container::util::trace("cli parsed");
     let _guard = match logging::init(&cli.global) {
         Ok(g) => g,
         Err(e) => {
