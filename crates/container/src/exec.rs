@@ -8,11 +8,10 @@ use crate::clone::{clone3, Forked};
 use crate::error::{Error, Result, SysContext};
 use crate::namespaces;
 use crate::state::Status;
-use crate::{console, fds, init, process, seccomp, util, wait, ExecOptions, Runtime};
+use crate::{console, util, wait, ExecOptions, Runtime};
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{Capability, LinuxCapabilities, Process, Spec};
 use std::collections::HashSet;
-use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
@@ -176,7 +175,7 @@ fn same_ns(pid: i32, name: &str) -> bool {
     matches!((a, b), (Ok(a), Ok(b)) if a.ino() == b.ino() && a.dev() == b.dev())
 }
 
-enum Never {}
+use crate::privileges::{self, Never};
 
 fn exec_child(
     chan: &Channel,
@@ -201,8 +200,7 @@ fn exec_child(
             .ctx(|| format!("join the container's namespaces ({flags:?})"))?;
     }
     if flags.contains(CloneFlags::CLONE_NEWUSER) {
-        let _ = nix::unistd::setresgid(0.into(), 0.into(), 0.into());
-        let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
+        privileges::become_userns_root();
     }
     if let Some(sock) = console_sock {
         let size = p
@@ -210,43 +208,7 @@ fn exec_child(
             .map(|b| (b.height() as u16, b.width() as u16));
         console::setup_console(sock, size, false)?;
     }
-    if let Some(r) = p.rlimits() {
-        process::set_rlimits(r)?;
-    }
-    let env = p.env().clone().unwrap_or_default();
-    let args = p.args().clone().unwrap_or_default();
-    let exe = init::find_executable(&args[0], &env, p.cwd())?;
-    let filter = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(s) => Some(seccomp::compile(s)?),
-        None => None,
-    };
-    // CVE-2024-21626: nothing of the runtime's leaks into the container. Done before a
-    // seccomp filter could forbid close_range.
-    fds::cloexec_from(3 + preserve_fds as RawFd, &[])?;
-    // Verify the cwd (CVE-2024-21626) before a seccomp filter could forbid getcwd.
-    process::change_dir(p.cwd())?;
-    process::verify_cwd()?;
-    let nnp = p.no_new_privileges().unwrap_or(false);
-    if let (Some(f), false) = (&filter, nnp) {
-        seccomp::load(f)?;
-    }
-    process::apply_identity(p)?;
-    process::change_dir(p.cwd())?;
-    if nnp {
-        process::set_no_new_privs()?;
-    }
-    if let (Some(f), true) = (&filter, nnp) {
-        seccomp::load(f)?;
-    }
-    let c = |s: &str| {
-        CString::new(s).map_err(|_| Error::spec("process.args", format!("NUL byte in {s:?}")))
-    };
-    let path = CString::new(exe.as_os_str().as_encoded_bytes())
-        .map_err(|_| Error::spec("process.args[0]", "NUL byte"))?;
-    let argv = args.iter().map(|s| c(s)).collect::<Result<Vec<_>>>()?;
-    let envp = env.iter().map(|s| c(s)).collect::<Result<Vec<_>>>()?;
-    let e = nix::unistd::execve(&path, &argv, &envp).unwrap_err();
-    Err(Error::sys(format!("exec {}", exe.display()), e))
+    privileges::prepare(spec, p, preserve_fds, false)?.exec()
 }
 
 /// The process to exec: `--process` JSON as given, or the container's process with the

@@ -5,11 +5,10 @@
 use crate::channel::{Channel, Msg};
 use crate::error::{Error, Result, SysContext};
 use crate::namespaces::NsPlan;
-use crate::{console, fds, hooks, process, rootfs, seccomp};
+use crate::{console, hooks, rootfs};
 use nix::sched::{setns, unshare, CloneFlags};
 use nix::unistd;
 use oci_spec::runtime::Spec;
-use std::ffi::CString;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 
@@ -49,7 +48,7 @@ pub(crate) fn child_main(a: InitArgs) -> ! {
     unsafe { libc::_exit(127) }
 }
 
-enum Never {}
+use crate::privileges::{self, Never};
 
 fn expect(chan: &Channel, want: Msg) -> Result<()> {
     match chan.recv()? {
@@ -98,8 +97,7 @@ fn run(a: &InitArgs) -> Result<Never> {
     }
     if a.ns.new_user() || a.ns.user_join.is_some() {
         // Become root of the user namespace (if 0 is mapped), as runc does.
-        let _ = unistd::setresgid(0.into(), 0.into(), 0.into());
-        let _ = unistd::setresuid(0.into(), 0.into(), 0.into());
+        privileges::become_userns_root();
     }
     if !a.no_new_keyring {
         join_session_keyring();
@@ -197,33 +195,7 @@ fn run(a: &InitArgs) -> Result<Never> {
     let Some(process) = process else {
         return Err(Error::spec("process", "required to create a container"));
     };
-    if let Some(r) = process.rlimits() {
-        process::set_rlimits(r)?;
-    }
-    let env: Vec<String> = process.env().clone().unwrap_or_default();
-    let args = process.args().clone().unwrap_or_default();
-    let exe = find_executable(&args[0], &env, process.cwd())?;
-
-    let filter = match a.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(s) => Some(seccomp::compile(s)?),
-        None => None,
-    };
-    // CVE-2024-21626: nothing of the runtime's leaks into the container. Done before a
-    // seccomp filter could forbid close_range.
-    fds::cloexec_from(3 + a.preserve_fds as RawFd, &[])?;
-    // Resolve and verify the cwd (CVE-2024-21626) before a seccomp filter could forbid
-    // getcwd.
-    chdir_inside(process.cwd())?;
-    let nnp = process.no_new_privileges().unwrap_or(false);
-    if let (Some(f), false) = (&filter, nnp) {
-        seccomp::load(f)?;
-    }
-    process::apply_identity(process)?;
-    // Again as the container user, so directory permissions are checked for it.
-    process::change_dir(process.cwd())?;
-    if nnp {
-        process::set_no_new_privs()?;
-    }
+    let prepared = privileges::prepare(a.spec, process, a.preserve_fds, true)?;
 
     a.chan.send(&Msg::Ready)?;
     crate::util::trace("init: ready");
@@ -249,11 +221,7 @@ fn run(a: &InitArgs) -> Result<Never> {
             st.as_bytes(),
         )?;
     }
-    if let (Some(f), true) = (&filter, nnp) {
-        seccomp::load(f)?;
-    }
-    crate::util::trace("init: exec");
-    exec(&exe, &args, &env)
+    prepared.exec()
 }
 
 /// The state JSON with another status (startContainer hooks run once the container is created).
@@ -288,8 +256,7 @@ fn staged_namespaces(a: &InitArgs) -> Result<()> {
         unshare(CloneFlags::CLONE_NEWUSER).ctx(|| "unshare user namespace".into())?;
         a.chan.send(&Msg::NeedMaps)?;
         expect(a.chan, Msg::MapsWritten)?;
-        let _ = unistd::setresgid(0.into(), 0.into(), 0.into());
-        let _ = unistd::setresuid(0.into(), 0.into(), 0.into());
+        privileges::become_userns_root();
     }
     let rest = a.ns.new - CloneFlags::CLONE_NEWUSER;
     unshare(rest).ctx(|| format!("unshare namespaces {rest:?}"))?;
@@ -394,14 +361,6 @@ pub(crate) fn find_executable(arg0: &str, env: &[String], cwd: &Path) -> Result<
     ))
 }
 
-fn chdir_inside(cwd: &Path) -> Result<()> {
-    if !cwd.exists() {
-        std::fs::create_dir_all(cwd).map_err(|e| Error::io("create process.cwd", cwd, e))?;
-    }
-    process::change_dir(cwd)?;
-    process::verify_cwd()
-}
-
 /// Open exec.fifo for writing through our O_PATH descriptor; this blocks until `podrun start`
 /// opens it for reading. Then tell start we are going.
 fn wait_fifo(fd: RawFd, fd_dir: Option<&std::os::fd::OwnedFd>) -> Result<()> {
@@ -432,16 +391,4 @@ fn wait_fifo(fd: RawFd, fd_dir: Option<&std::os::fd::OwnedFd>) -> Result<()> {
     let _ = unistd::close(f);
     let _ = unistd::close(fd);
     Ok(())
-}
-
-fn exec(exe: &Path, args: &[String], env: &[String]) -> Result<Never> {
-    let c = |s: &str| {
-        CString::new(s).map_err(|_| Error::spec("process.args", format!("NUL byte in {s:?}")))
-    };
-    let path = CString::new(exe.as_os_str().as_encoded_bytes())
-        .map_err(|_| Error::spec("process.args[0]", "NUL byte"))?;
-    let argv = args.iter().map(|s| c(s)).collect::<Result<Vec<_>>>()?;
-    let envp = env.iter().map(|s| c(s)).collect::<Result<Vec<_>>>()?;
-    let e = unistd::execve(&path, &argv, &envp).unwrap_err();
-    Err(Error::sys(format!("exec {}", exe.display()), e))
 }

@@ -33,6 +33,7 @@ pub mod create;
 pub mod exec;
 pub mod init;
 pub mod lifecycle;
+pub mod privileges;
 pub mod resources;
 pub mod state;
 pub mod tty;
@@ -85,13 +86,19 @@ pub struct ExecOptions {
 
 impl Runtime {
     pub fn new(root: &Path) -> Self {
-        Runtime { root: root.to_path_buf(), seal: true }
+        Runtime {
+            root: root.to_path_buf(),
+            seal: true,
+        }
     }
 
     /// A runtime for a process that is already running from a sealed binary (or a test):
     /// never re-executes itself.
     pub fn in_process(root: &Path) -> Self {
-        Runtime { root: root.to_path_buf(), seal: false }
+        Runtime {
+            root: root.to_path_buf(),
+            seal: false,
+        }
     }
 
     pub(crate) fn ensure_sealed(&self) -> Result<()> {
