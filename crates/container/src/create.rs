@@ -13,7 +13,7 @@ use crate::{hooks, util, CreateOptions, Runtime};
 use nix::fcntl::Flock;
 use nix::sched::CloneFlags;
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -49,16 +49,7 @@ impl Drop for Cleanup<'_> {
             return;
         }
         for fd in &self.pidfds {
-            // SAFETY: pidfd_send_signal on a pidfd we own; no memory is passed.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    fd.as_raw_fd(),
-                    libc::SIGKILL,
-                    std::ptr::null::<()>(),
-                    0,
-                )
-            };
+            let _ = util::pidfd_signal(fd, libc::SIGKILL);
         }
         // Reap our direct children (the init or the intermediate stage).
         loop {
@@ -245,13 +236,8 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
             }
             Some((Msg::Pid, Some(pid))) => {
                 init_pid = pid;
-                // SAFETY: pidfd_open on a pid we just learnt; the result is checked.
-                let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-                if fd >= 0 {
-                    // SAFETY: a fresh pidfd.
-                    cleanup
-                        .pidfds
-                        .push(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+                if let Some(fd) = util::pidfd_open(pid) {
+                    cleanup.pidfds.push(fd);
                 }
             }
             Some((Msg::HooksReady, _)) => {

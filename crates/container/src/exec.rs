@@ -12,7 +12,7 @@ use crate::{console, util, wait, ExecOptions, Runtime};
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{Capability, LinuxCapabilities, Process, Spec};
 use std::collections::HashSet;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
 impl Runtime {
@@ -54,17 +54,16 @@ impl Runtime {
             _ => None,
         };
 
-        // SAFETY: pidfd_open on the container's init; checked below against its start time.
-        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, rec.pid, 0) };
-        if raw < 0 || !util::process_alive(rec.pid, rec.start_time) {
-            return Err(Error::WrongState {
-                id: id.into(),
-                status: "stopped".into(),
-                msg: "cannot exec in a container that is not running".into(),
-            });
-        }
-        // SAFETY: a fresh pidfd we own.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
+        let pidfd = match util::pidfd_open(rec.pid) {
+            Some(fd) if util::process_alive(rec.pid, rec.start_time) => fd,
+            _ => {
+                return Err(Error::WrongState {
+                    id: id.into(),
+                    status: "stopped".into(),
+                    msg: "cannot exec in a container that is not running".into(),
+                })
+            }
+        };
         let mut flags = CloneFlags::empty();
         for ns in rec
             .spec

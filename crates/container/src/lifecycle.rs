@@ -309,13 +309,7 @@ fn release_fifo(dir: &StateDir, rec: &Record) -> Result<()> {
 }
 
 fn pidfd_of(rec: &Record) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags; the result is checked.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, rec.pid, 0) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: a fresh pidfd.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let fd = crate::util::pidfd_open(rec.pid)?;
     // The pid could have been recycled between the state check and pidfd_open: check again.
     if !crate::util::process_alive(rec.pid, rec.start_time) {
         return None;
@@ -331,22 +325,12 @@ fn signal_init(rec: &Record, sig: i32) -> Result<()> {
             msg: "container not running".into(),
         });
     };
-    // SAFETY: pidfd_send_signal with a pidfd we own and no siginfo.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            fd.as_raw_fd(),
-            sig,
-            std::ptr::null::<()>(),
-            0,
-        )
-    };
-    if r < 0 {
-        return Err(Error::sys(
+    crate::util::pidfd_signal(&fd, sig).map_err(|e| {
+        Error::sys(
             format!("kill {} with {}", rec.id, crate::signal::name(sig)),
-            nix::errno::Errno::last(),
-        ));
-    }
+            e,
+        )
+    })?;
     Ok(())
 }
 
@@ -357,16 +341,7 @@ fn kill_and_wait(rec: &Record) -> Result<()> {
         cg.kill_all(libc::SIGKILL)?;
     }
     if let Some(fd) = fd {
-        // SAFETY: as in signal_init.
-        unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                fd.as_raw_fd(),
-                libc::SIGKILL,
-                std::ptr::null::<()>(),
-                0,
-            )
-        };
+        let _ = crate::util::pidfd_signal(&fd, libc::SIGKILL);
         let mut pfd = [nix::poll::PollFd::new(
             fd.as_fd(),
             nix::poll::PollFlags::POLLIN,
