@@ -21,6 +21,7 @@ pub mod names;
 pub mod probe;
 pub mod quantity;
 pub mod resources;
+pub mod sandbox;
 pub mod status;
 pub mod validate;
 
