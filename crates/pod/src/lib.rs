@@ -16,6 +16,8 @@ pub mod command;
 pub mod crilog;
 pub mod defaults;
 pub mod env;
+pub mod launch;
+pub mod logs;
 pub mod manifest;
 pub mod names;
 pub mod probe;
