@@ -24,6 +24,7 @@ pub mod probe;
 pub mod quantity;
 pub mod resources;
 pub mod sandbox;
+pub mod supervisor;
 pub mod status;
 pub mod validate;
 

@@ -197,6 +197,7 @@ fn two_containers_share_netns_and_emptydir() {
             .collect();
         assert!(kids.is_empty(), "container cgroups left in {}", d.display());
         remove_tree(&d);
+        let _ = std::fs::remove_dir(d.parent().unwrap()); // podrun-pods-test, if now empty
     }
     // The procs of the pod are gone.
     assert!(std::fs::read_to_string(format!("/proc/{}/stat", server.pid)).is_err());

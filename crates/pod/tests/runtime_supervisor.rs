@@ -1,0 +1,300 @@
+//! Root tests of the supervisor: each pod runs `run_pod` in a forked child
+//! (as the CLI will), made PR_SET_CHILD_SUBREAPER; the test reads status.json.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use podrun_pod::crilog::{container_log_path, parse_line};
+use podrun_pod::launch::ImageProcess;
+use podrun_pod::supervisor::{
+    read_status, request_stop, run_pod, ContainerImage, PodDirs, SupervisorOptions,
+};
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn rootfs(dir: &Path) -> PathBuf {
+    for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "data"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    // A hard link, not a copy: a copy holds a writable fd that a parallel
+    // test's fork could inherit, and exec would then fail with ETXTBSY.
+    if std::fs::hard_link("/bin/busybox", dir.join("bin/busybox")).is_err() {
+        std::fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
+    }
+    for a in ["sh", "cat", "echo", "sleep"] {
+        std::os::unix::fs::symlink("busybox", dir.join("bin").join(a)).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+struct TestPod {
+    tmp: tempfile::TempDir,
+    uid: String,
+    dirs: PodDirs,
+    cg: String,
+}
+
+fn setup(tag: &str) -> TestPod {
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("podrun-sup-{tag}-"))
+        .tempdir()
+        .unwrap();
+    let uid = format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        tmp.path().file_name().unwrap().to_string_lossy()
+    );
+    let dirs = PodDirs {
+        pod_dir: tmp.path().join("pod"),
+        state_root: tmp.path().join("state"),
+        log_root: tmp.path().join("logs"),
+    };
+    TestPod {
+        cg: format!("podrun-suptest-{uid}"),
+        tmp,
+        uid,
+        dirs,
+    }
+}
+
+/// Forks a child that runs the pod; returns its pid.
+fn spawn_pod(t: &TestPod, pod: &Pod) -> i32 {
+    let names: Vec<String> = {
+        let s = pod.spec.as_ref().unwrap();
+        s.containers
+            .iter()
+            .chain(s.init_containers.iter().flatten())
+            .map(|c| c.name.clone())
+            .collect()
+    };
+    let rf = rootfs(&t.tmp.path().join("rootfs"));
+    let images: HashMap<String, ContainerImage> = names
+        .into_iter()
+        .map(|n| {
+            (
+                n,
+                ContainerImage {
+                    rootfs: rf.clone(),
+                    process: ImageProcess::default(),
+                },
+            )
+        })
+        .collect();
+    let opts = SupervisorOptions::new(t.cg.clone());
+    // SAFETY: the child only runs the supervisor (single-threaded) and _exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        // SAFETY: plain prctl in the child.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        let code = match run_pod(pod, &t.dirs, &images, &opts) {
+            Ok(_) => 0,
+            Err(_) => 1,
+        };
+        // SAFETY: leave the forked child without running the harness.
+        unsafe { libc::_exit(code) };
+    }
+    pid
+}
+
+fn wait_child(pid: i32, limit: Duration) -> i32 {
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut st = 0;
+        // SAFETY: waiting for our own child.
+        let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+        if r == pid {
+            return libc::WEXITSTATUS(st);
+        }
+        if Instant::now() > deadline {
+            // SAFETY: killing our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("supervisor did not finish in {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn phase(p: &Pod) -> String {
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_default()
+}
+
+fn assert_clean(t: &TestPod) {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let d = t.tmp.path().to_string_lossy().to_string();
+    let left: Vec<&str> = mi
+        .lines()
+        .filter(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(&d)))
+        .collect();
+    assert!(left.is_empty(), "mounts left: {left:?}");
+    for line in std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap()
+        .lines()
+    {
+        let mut it = line.splitn(3, ':');
+        let (_, ctrls, path) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
+        let base = if ctrls.is_empty() {
+            PathBuf::from("/sys/fs/cgroup/unified")
+        } else {
+            PathBuf::from("/sys/fs/cgroup")
+                .join(ctrls.split(',').next().unwrap().trim_start_matches("name="))
+        };
+        let p = base.join(path.trim_start_matches('/')).join(&t.cg);
+        assert!(!p.exists(), "cgroup left: {}", p.display());
+    }
+    assert!(!t.dirs.pod_dir.join("ns").exists());
+    assert!(
+        std::fs::read_dir(&t.dirs.state_root)
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 0,
+        "OCI state left"
+    );
+}
+
+fn log_lines(t: &TestPod, pod: &str, c: &str, n: u32) -> Vec<String> {
+    let p = container_log_path(&t.dirs.log_root, "default", pod, &t.uid, c, n);
+    std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .lines()
+        .map(|l| String::from_utf8(parse_line(l.as_bytes()).unwrap().content).unwrap())
+        .collect()
+}
+
+fn pod(t: &TestPod, name: &str, spec: serde_json::Value) -> Pod {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "uid": t.uid},
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+#[test]
+fn init_containers_run_in_order_then_app_succeeds() {
+    if !is_root() {
+        return;
+    }
+    let t = setup("init");
+    let p = pod(
+        &t,
+        "inits",
+        serde_json::json!({
+            "restartPolicy": "Never",
+            "volumes": [{"name": "v", "emptyDir": {}}],
+            "initContainers": [
+                {"name": "i1", "image": "busybox", "command": ["sh", "-c", "echo one > /data/order"],
+                 "volumeMounts": [{"name": "v", "mountPath": "/data"}]},
+                {"name": "i2", "image": "busybox", "command": ["sh", "-c", "echo two >> /data/order"],
+                 "volumeMounts": [{"name": "v", "mountPath": "/data"}]}
+            ],
+            "containers": [
+                {"name": "app", "image": "busybox", "command": ["sh", "-c", "cat /data/order; echo err >&2"],
+                 "volumeMounts": [{"name": "v", "mountPath": "/data"}]}
+            ]
+        }),
+    );
+    let pid = spawn_pod(&t, &p);
+    assert_eq!(wait_child(pid, Duration::from_secs(60)), 0);
+    let st = read_status(&t.dirs.pod_dir).unwrap();
+    assert_eq!(phase(&st), "Succeeded", "{:#?}", st.status);
+    let mut lines = log_lines(&t, "inits", "app", 0);
+    lines.sort();
+    assert_eq!(lines, vec!["err", "one", "two"]);
+    assert_clean(&t);
+}
+
+#[test]
+fn never_exit_3_is_failed_with_exit_code() {
+    if !is_root() {
+        return;
+    }
+    let t = setup("fail");
+    let p = pod(
+        &t,
+        "failer",
+        serde_json::json!({
+            "restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "exit 3"]}]
+        }),
+    );
+    let pid = spawn_pod(&t, &p);
+    assert_eq!(wait_child(pid, Duration::from_secs(60)), 0);
+    let st = read_status(&t.dirs.pod_dir).unwrap();
+    assert_eq!(phase(&st), "Failed");
+    let cs = &st
+        .status
+        .as_ref()
+        .unwrap()
+        .container_statuses
+        .as_ref()
+        .unwrap()[0];
+    let term = cs
+        .state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .as_ref()
+        .expect("terminated");
+    assert_eq!(term.exit_code, 3, "{term:?}");
+    assert_eq!(term.reason.as_deref(), Some("Error"));
+    assert_clean(&t);
+}
+
+#[test]
+fn stop_request_terminates_running_pod() {
+    if !is_root() {
+        return;
+    }
+    let t = setup("stop");
+    let p = pod(
+        &t,
+        "sleeper",
+        serde_json::json!({
+            "terminationGracePeriodSeconds": 2,
+            "containers": [
+                {"name": "a", "image": "busybox", "command": ["sleep", "1000"]},
+                {"name": "b", "image": "busybox", "command": ["sh", "-c", "trap 'echo bye; exit 0' TERM; echo up; while true; do sleep 0.1; done"]}
+            ]
+        }),
+    );
+    let pid = spawn_pod(&t, &p);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(st) = read_status(&t.dirs.pod_dir) {
+            if phase(&st) == "Running" {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "pod never Running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    request_stop(&t.dirs.pod_dir).unwrap();
+    assert_eq!(wait_child(pid, Duration::from_secs(30)), 0);
+    let st = read_status(&t.dirs.pod_dir).unwrap();
+    for cs in st
+        .status
+        .as_ref()
+        .unwrap()
+        .container_statuses
+        .as_ref()
+        .unwrap()
+    {
+        assert!(cs.state.as_ref().unwrap().terminated.is_some(), "{cs:?}");
+    }
+    let lines = log_lines(&t, "sleeper", "b", 0);
+    assert_eq!(lines.first().map(String::as_str), Some("up"), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l == "bye"),
+        "SIGTERM trap did not run: {lines:?}"
+    );
+    assert_clean(&t);
+}
