@@ -64,6 +64,12 @@ fn setup(tag: &str) -> TestPod {
 
 /// Forks a child that runs the pod; returns its pid.
 fn spawn_pod(t: &TestPod, pod: &Pod) -> i32 {
+    let mut opts = SupervisorOptions::new(t.cg.clone());
+    opts.backoff_scale = 0.01; // 10 s initial backoff -> 100 ms
+    spawn_pod_with(t, pod, opts)
+}
+
+fn spawn_pod_with(t: &TestPod, pod: &Pod, opts: SupervisorOptions) -> i32 {
     let names: Vec<String> = {
         let s = pod.spec.as_ref().unwrap();
         s.containers
@@ -85,7 +91,6 @@ fn spawn_pod(t: &TestPod, pod: &Pod) -> i32 {
             )
         })
         .collect();
-    let opts = SupervisorOptions::new(t.cg.clone());
     // SAFETY: the child only runs the supervisor (single-threaded) and _exits.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0);
@@ -296,5 +301,47 @@ fn stop_request_terminates_running_pod() {
         lines.iter().any(|l| l == "bye"),
         "SIGTERM trap did not run: {lines:?}"
     );
+    assert_clean(&t);
+}
+
+#[test]
+fn on_failure_restarts_with_backoff_then_succeeds() {
+    if !is_root() {
+        return;
+    }
+    let t = setup("restart");
+    let p = pod(
+        &t,
+        "flaky",
+        serde_json::json!({
+            "restartPolicy": "OnFailure",
+            "volumes": [{"name": "v", "emptyDir": {}}],
+            "containers": [{"name": "c", "image": "busybox",
+                "command": ["sh", "-c", "if [ -f /data/ran ]; then echo second; exit 0; fi; touch /data/ran; echo first; exit 1"],
+                "volumeMounts": [{"name": "v", "mountPath": "/data"}]}]
+        }),
+    );
+    let pid = spawn_pod(&t, &p);
+    assert_eq!(wait_child(pid, Duration::from_secs(60)), 0);
+    let st = read_status(&t.dirs.pod_dir).unwrap();
+    assert_eq!(phase(&st), "Succeeded", "{:#?}", st.status);
+    let cs = &st
+        .status
+        .as_ref()
+        .unwrap()
+        .container_statuses
+        .as_ref()
+        .unwrap()[0];
+    assert_eq!(cs.restart_count, 1);
+    let last = cs
+        .last_state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .as_ref()
+        .expect("last terminated");
+    assert_eq!(last.exit_code, 1);
+    assert_eq!(log_lines(&t, "flaky", "c", 0), vec!["first"]);
+    assert_eq!(log_lines(&t, "flaky", "c", 1), vec!["second"]);
     assert_clean(&t);
 }
