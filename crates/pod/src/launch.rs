@@ -368,3 +368,113 @@ pub fn start_container(
         pumps,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(spec: Value) -> Pod {
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u1"}, "spec": spec}))
+        .unwrap()
+    }
+
+    fn spec_for(
+        p: &Pod,
+        ns: &[(NsKind, PathBuf)],
+        img: &ImageProcess,
+    ) -> Result<Value, LaunchError> {
+        let ctx = LaunchContext {
+            pod: p,
+            pod_dir: Path::new("/run/pods/u1"),
+            namespaces: ns,
+            cgroup_parent: "podrun-pods/u1",
+            machine_memory: 1 << 30,
+        };
+        let c = p.spec.as_ref().unwrap().containers[0].clone();
+        build_spec(&ctx, &c, img, Path::new("/rootfs"))
+    }
+
+    #[test]
+    fn joins_sandbox_namespaces_and_mounts_volumes() {
+        let p = pod(json!({
+            "securityContext": {"runAsUser": 1000},
+            "volumes": [{"name": "v", "emptyDir": {}}, {"name": "h", "hostPath": {"path": "/srv"}}],
+            "containers": [{"name": "c", "image": "x", "args": ["a"], "workingDir": "/w",
+                "env": [{"name": "E", "value": "1"}],
+                "resources": {"limits": {"memory": "64Mi", "cpu": "500m"}},
+                "volumeMounts": [{"name": "v", "mountPath": "/data"},
+                                 {"name": "h", "mountPath": "/srv", "readOnly": true}]}]
+        }));
+        let ns = vec![
+            (NsKind::Net, PathBuf::from("/run/pods/u1/ns/net")),
+            (NsKind::Uts, PathBuf::from("/run/pods/u1/ns/uts")),
+        ];
+        let img = ImageProcess {
+            entrypoint: vec!["/bin/ep".into()],
+            env: vec!["E=0".into(), "I=2".into()],
+            user: Some("5:6".into()),
+            ..Default::default()
+        };
+        let s = spec_for(&p, &ns, &img).unwrap();
+        assert_eq!(s["process"]["args"], json!(["/bin/ep", "a"]));
+        assert_eq!(s["process"]["cwd"], "/w");
+        assert_eq!(s["process"]["user"], json!({"uid": 1000, "gid": 6}));
+        let env: Vec<String> = serde_json::from_value(s["process"]["env"].clone()).unwrap();
+        assert!(env.contains(&"E=1".to_string()) && env.contains(&"I=2".to_string()));
+        assert_eq!(
+            s["linux"]["namespaces"],
+            json!([{"type": "mount"}, {"type": "pid"},
+                   {"type": "network", "path": "/run/pods/u1/ns/net"},
+                   {"type": "uts", "path": "/run/pods/u1/ns/uts"}])
+        );
+        assert_eq!(s["linux"]["cgroupsPath"], "podrun-pods/u1/c");
+        assert_eq!(s["linux"]["resources"]["memory"]["limit"], 64 << 20);
+        assert_eq!(s["linux"]["resources"]["cpu"]["quota"], 50000);
+        let mounts = s["mounts"].as_array().unwrap();
+        let find = |d: &str| {
+            mounts
+                .iter()
+                .find(|m| m["destination"] == d)
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(find("/etc/hosts")["source"], "/run/pods/u1/hosts");
+        assert_eq!(find("/data")["source"], "/run/pods/u1/volumes/v");
+        assert_eq!(find("/srv")["options"], json!(["rbind", "rprivate", "ro"]));
+        assert!(s.get("hostname").is_none());
+    }
+
+    #[test]
+    fn undefined_volume_is_named() {
+        let p = pod(
+            json!({"containers": [{"name": "c", "image": "x", "command": ["sh"],
+            "volumeMounts": [{"name": "nope", "mountPath": "/d"}]}]}),
+        );
+        let e = spec_for(&p, &[], &ImageProcess::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("\"nope\"") && e.contains("volumeMounts[0]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn non_numeric_image_user_is_an_error() {
+        let p = pod(json!({"containers": [{"name": "c", "image": "x", "command": ["sh"]}]}));
+        let img = ImageProcess {
+            user: Some("nginx".into()),
+            ..Default::default()
+        };
+        assert!(spec_for(&p, &[], &img)
+            .unwrap_err()
+            .to_string()
+            .contains("nginx"));
+    }
+
+    #[test]
+    fn hosts_file_has_hostname() {
+        assert!(hosts_content("web").contains("127.0.0.1\tweb\n"));
+    }
+}
