@@ -281,8 +281,9 @@ impl Sup<'_> {
             }
             let (mut r, started) = slot.run.take().unwrap();
             let _ = drain(&mut r.pumps, Duration::from_secs(2));
+            let oom = oom_killed(&format!("{}/{}", self.opts.cgroup_parent, slot.spec.name));
             let _ = rt.delete(&r.id, true);
-            let term = Termination::exited(st, false, started, now());
+            let term = Termination::exited(st, oom, started, now());
             let code = term.exit_code;
             tracing::info!(container = %slot.spec.name, code, "container exited");
             slot.rec.on_exit(term);
@@ -623,5 +624,67 @@ fn remove_cgroup(rel: &str) {
             }
             p.pop();
         }
+    }
+}
+
+/// The caller's cgroup directory for each hierarchy: (controllers, dir).
+fn own_cgroup_dirs() -> Vec<(String, PathBuf)> {
+    let Ok(s) = std::fs::read_to_string("/proc/self/cgroup") else {
+        return Vec::new();
+    };
+    s.lines()
+        .filter_map(|line| {
+            let mut it = line.splitn(3, ':');
+            let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
+            let base = if ctrls.is_empty() {
+                PathBuf::from("/sys/fs/cgroup/unified")
+            } else {
+                let c = ctrls
+                    .split(',')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("name=");
+                PathBuf::from("/sys/fs/cgroup").join(c)
+            };
+            Some((ctrls.to_string(), base.join(path.trim_start_matches('/'))))
+        })
+        .collect()
+}
+
+/// Pure: the `oom_kill N` counter of a v1 `memory.oom_control` or v2 `memory.events`.
+pub fn parse_oom_kill(content: &str) -> Option<u64> {
+    content
+        .lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Whether the kernel OOM-killed a process in the container cgroup `rel`
+/// (relative to ours): read before the engine removes the cgroup.
+fn oom_killed(rel: &str) -> bool {
+    own_cgroup_dirs().into_iter().any(|(ctrls, dir)| {
+        let f = if ctrls.split(',').any(|c| c == "memory") {
+            dir.join(rel).join("memory.oom_control")
+        } else if ctrls.is_empty() {
+            dir.join(rel).join("memory.events")
+        } else {
+            return false;
+        };
+        std::fs::read_to_string(f)
+            .ok()
+            .and_then(|c| parse_oom_kill(&c))
+            .is_some_and(|n| n > 0)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parse_oom_kill_counters() {
+        let v1 = "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n";
+        assert_eq!(super::parse_oom_kill(v1), Some(2));
+        let v2 = "low 0\nhigh 0\nmax 5\noom 1\noom_kill 1\noom_group_kill 0\n";
+        assert_eq!(super::parse_oom_kill(v2), Some(1));
+        assert_eq!(super::parse_oom_kill("oom 1\n"), None);
     }
 }

@@ -26,7 +26,7 @@ fn rootfs(dir: &Path) -> PathBuf {
     if std::fs::hard_link("/bin/busybox", dir.join("bin/busybox")).is_err() {
         std::fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
     }
-    for a in ["sh", "cat", "echo", "sleep"] {
+    for a in ["sh", "cat", "echo", "sleep", "head", "tr"] {
         std::os::unix::fs::symlink("busybox", dir.join("bin").join(a)).unwrap();
     }
     dir.to_path_buf()
@@ -343,5 +343,43 @@ fn on_failure_restarts_with_backoff_then_succeeds() {
     assert_eq!(last.exit_code, 1);
     assert_eq!(log_lines(&t, "flaky", "c", 0), vec!["first"]);
     assert_eq!(log_lines(&t, "flaky", "c", 1), vec!["second"]);
+    assert_clean(&t);
+}
+
+#[test]
+fn memory_limit_exceeded_is_oomkilled() {
+    if !is_root() {
+        return;
+    }
+    let t = setup("oom");
+    let p = pod(
+        &t,
+        "hog",
+        serde_json::json!({
+            "restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "busybox",
+                "command": ["sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived"],
+                "resources": {"limits": {"memory": "32Mi"}}}]
+        }),
+    );
+    let pid = spawn_pod(&t, &p);
+    assert_eq!(wait_child(pid, Duration::from_secs(60)), 0);
+    let st = read_status(&t.dirs.pod_dir).unwrap();
+    let cs = &st
+        .status
+        .as_ref()
+        .unwrap()
+        .container_statuses
+        .as_ref()
+        .unwrap()[0];
+    let term = cs
+        .state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .as_ref()
+        .expect("terminated");
+    assert_eq!(term.reason.as_deref(), Some("OOMKilled"), "{term:?}");
+    assert_eq!(phase(&st), "Failed");
     assert_clean(&t);
 }
