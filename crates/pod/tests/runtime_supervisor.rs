@@ -26,7 +26,9 @@ fn rootfs(dir: &Path) -> PathBuf {
     if std::fs::hard_link("/bin/busybox", dir.join("bin/busybox")).is_err() {
         std::fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
     }
-    for a in ["sh", "cat", "echo", "sleep", "head", "tr"] {
+    for a in [
+        "sh", "cat", "echo", "sleep", "head", "tr", "ps", "grep", "seq",
+    ] {
         std::os::unix::fs::symlink("busybox", dir.join("bin").join(a)).unwrap();
     }
     dir.to_path_buf()
@@ -381,5 +383,51 @@ fn memory_limit_exceeded_is_oomkilled() {
         .expect("terminated");
     assert_eq!(term.reason.as_deref(), Some("OOMKilled"), "{term:?}");
     assert_eq!(phase(&st), "Failed");
+    assert_clean(&t);
+}
+
+#[test]
+fn shared_process_namespace_sees_other_containers() {
+    if !is_root() {
+        return;
+    }
+    let t = setup("pidns");
+    let p = pod(
+        &t,
+        "shared",
+        serde_json::json!({
+            "shareProcessNamespace": true,
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 1,
+            "containers": [
+                {"name": "a", "image": "busybox", "command": ["sleep", "1000"]},
+                {"name": "b", "image": "busybox", "command": ["sh", "-c",
+                    "for i in $(seq 100); do if ps | grep -v grep | grep -q 'sleep 1000'; then exit 0; fi; sleep 0.1; done; exit 1"]}
+            ]
+        }),
+    );
+    let pid = spawn_pod(&t, &p);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let code = loop {
+        let st = read_status(&t.dirs.pod_dir).ok();
+        let b = st
+            .as_ref()
+            .and_then(|s| s.status.as_ref())
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|v| v.iter().find(|c| c.name == "b").cloned())
+            .and_then(|c| c.state)
+            .and_then(|s| s.terminated);
+        if let Some(term) = b {
+            break term.exit_code;
+        }
+        assert!(Instant::now() < deadline, "b never finished");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    request_stop(&t.dirs.pod_dir).unwrap();
+    assert_eq!(wait_child(pid, Duration::from_secs(30)), 0);
+    assert_eq!(
+        code, 0,
+        "b did not see a's process in the shared pid namespace"
+    );
     assert_clean(&t);
 }
