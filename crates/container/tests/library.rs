@@ -11,7 +11,10 @@ fn is_root() -> bool {
 }
 
 fn bundle(args: &[&str]) -> tempfile::TempDir {
-    let t = tempfile::Builder::new().prefix("podrun-lib-").tempdir().unwrap();
+    let t = tempfile::Builder::new()
+        .prefix("podrun-lib-")
+        .tempdir()
+        .unwrap();
     let root = t.path().join("rootfs");
     for d in ["bin", "etc", "proc", "sys", "dev", "tmp"] {
         std::fs::create_dir_all(root.join(d)).unwrap();
@@ -24,7 +27,11 @@ fn bundle(args: &[&str]) -> tempfile::TempDir {
     spec["process"]["terminal"] = false.into();
     spec["process"]["args"] = serde_json::json!(args);
     spec["linux"]["cgroupsPath"] = format!("podrun-lib-test/{}", std::process::id()).into();
-    std::fs::write(t.path().join("config.json"), serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
+    std::fs::write(
+        t.path().join("config.json"),
+        serde_json::to_vec_pretty(&spec).unwrap(),
+    )
+    .unwrap();
     t
 }
 
@@ -63,9 +70,23 @@ fn run_detached_with_caller_stdio_and_reap() {
     assert_eq!(rt.state("lib1").unwrap().status, "stopped");
     rt.delete("lib1", false).unwrap();
     assert!(!state.path().join("lib1").exists(), "state left behind");
-    let leftovers: Vec<_> = std::fs::read_dir("/sys/fs/cgroup/pids").unwrap().flatten().filter(|e| e.file_name() == "podrun-lib-test").map(|e| e.path()).collect();
+    let leftovers: Vec<_> = std::fs::read_dir("/sys/fs/cgroup/pids")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name() == "podrun-lib-test")
+        .map(|e| e.path())
+        .collect();
     for l in &leftovers {
-        assert_eq!(std::fs::read_dir(l).unwrap().flatten().filter(|e| e.path().is_dir()).count(), 0, "cgroup left in {}", l.display());
+        assert_eq!(
+            std::fs::read_dir(l)
+                .unwrap()
+                .flatten()
+                .filter(|e| e.path().is_dir())
+                .count(),
+            0,
+            "cgroup left in {}",
+            l.display()
+        );
         let _ = std::fs::remove_dir(l);
     }
 }
