@@ -102,7 +102,9 @@ fn early_seal() {
             _ if a.starts_with("--root=") => root = a["--root=".len()..].to_string(),
             _ if a.starts_with('-') => {}
             "create" | "run" | "exec" => {
-                if let Err(e) = podrun_container::selfexe::ensure_sealed(std::path::Path::new(&root)) {
+                if let Err(e) =
+                    podrun_container::selfexe::ensure_sealed(std::path::Path::new(&root))
+                {
                     eprintln!("podrun: {e}");
                     std::process::exit(1);
                 }

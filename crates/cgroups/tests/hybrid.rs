@@ -425,7 +425,10 @@ fn destroy_stops_a_forking_workload() {
     // The shell may already have given up on its own when fork hit pids.max (dash exits
     // on a failed `&`); what matters is that nothing is left running and the cgroup is gone.
     let sig = wait_signal(&mut child);
-    assert!(sig.is_none() || sig == Some(libc::SIGKILL), "unexpected end: {sig:?}");
+    assert!(
+        sig.is_none() || sig == Some(libc::SIGKILL),
+        "unexpected end: {sig:?}"
+    );
     assert!(cg.pids().map(|p| p.is_empty()).unwrap_or(true));
     assert_gone(&cg.paths());
 }

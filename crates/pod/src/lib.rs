@@ -24,8 +24,8 @@ pub mod probe;
 pub mod quantity;
 pub mod resources;
 pub mod sandbox;
-pub mod supervisor;
 pub mod status;
+pub mod supervisor;
 pub mod validate;
 
 /// Re-exported so callers use the exact same Kubernetes types and time type.
