@@ -24,9 +24,11 @@ pub mod probe;
 pub mod quantity;
 pub mod resources;
 pub mod sandbox;
+pub mod security;
 pub mod status;
 pub mod supervisor;
 pub mod validate;
+pub mod volumes;
 
 /// Re-exported so callers use the exact same Kubernetes types and time type.
 pub use k8s_openapi;
