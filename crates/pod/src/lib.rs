@@ -16,6 +16,7 @@ pub mod command;
 pub mod crilog;
 pub mod defaults;
 pub mod env;
+pub mod health;
 pub mod launch;
 pub mod logs;
 pub mod manifest;

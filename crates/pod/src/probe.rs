@@ -173,6 +173,13 @@ impl ProbeWorker {
             .is_some_and(|due| now >= due)
     }
 
+    /// A probe ran at `now` but could not produce a result (a prober error):
+    /// the period restarts, the streak of results is kept (kubelet throws
+    /// the result away).
+    pub fn ran_without_result(&mut self, now: Duration) {
+        self.last_run = Some(now);
+    }
+
     /// Records a raw result obtained by a probe run at `now`. Returns the
     /// newly published result and the action when the published result
     /// changed (or a liveness/startup failure was published).
