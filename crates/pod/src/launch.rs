@@ -20,20 +20,10 @@ pub enum LaunchError {
     Env(#[from] crate::env::EnvError),
     #[error(transparent)]
     Command(#[from] crate::command::CommandError),
-    #[error("container {container:?}: volumeMounts[{index}]: volume {volume:?} is not defined in spec.volumes")]
-    NoVolume {
-        container: String,
-        index: usize,
-        volume: String,
-    },
-    #[error("container {container:?}: volumeMounts[{index}]: volume {volume:?}: only emptyDir and hostPath volumes are supported")]
-    UnsupportedVolume {
-        container: String,
-        index: usize,
-        volume: String,
-    },
-    #[error("container {container:?}: image user {user:?} is not numeric uid[:gid] (names are not resolved yet)")]
-    User { container: String, user: String },
+    #[error(transparent)]
+    Security(#[from] crate::security::SecurityError),
+    #[error(transparent)]
+    Volume(#[from] crate::volumes::VolumeError),
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -46,6 +36,23 @@ pub enum LaunchError {
         source: podrun_container::Error,
     },
 }
+
+impl LaunchError {
+    /// A problem with the pod's configuration (securityContext, volumes,
+    /// env, command) rather than with the machine: kubelet reports these as
+    /// `CreateContainerConfigError` and retries only when the pod changes.
+    pub fn is_config_error(&self) -> bool {
+        matches!(
+            self,
+            LaunchError::Security(_)
+                | LaunchError::Volume(_)
+                | LaunchError::Env(_)
+                | LaunchError::Command(_)
+        )
+    }
+}
+
+pub use crate::volumes::unmount_pod_volumes;
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LaunchError {
     let path = path.to_path_buf();
@@ -117,7 +124,10 @@ pub fn hosts_content(hostname: &str) -> String {
     )
 }
 
-/// Writes `hosts`, `hostname` and creates `volumes/<name>` for each emptyDir.
+/// Writes `hosts` and `hostname`, and sets up the pod's volumes
+/// ([`crate::volumes::prepare_volumes`]: emptyDir directories or tmpfs
+/// mounts with their ownership, hostPath type checks). Call
+/// [`unmount_pod_volumes`] at teardown.
 pub fn write_pod_files(pod: &Pod, pod_dir: &Path) -> Result<(), LaunchError> {
     let h = pod_hostname(pod);
     std::fs::create_dir_all(pod_dir).map_err(io("create pod dir", pod_dir))?;
@@ -125,30 +135,108 @@ pub fn write_pod_files(pod: &Pod, pod_dir: &Path) -> Result<(), LaunchError> {
     std::fs::write(&hp, hosts_content(&h)).map_err(io("write", &hp))?;
     let np = pod_dir.join("hostname");
     std::fs::write(&np, format!("{h}\n")).map_err(io("write", &np))?;
-    for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
-        if v.empty_dir.is_some() {
-            let d = pod_dir.join("volumes").join(&v.name);
-            std::fs::create_dir_all(&d).map_err(io("create emptyDir", &d))?;
-        }
-    }
+    crate::volumes::prepare_volumes(pod, pod_dir)?;
     Ok(())
 }
 
-fn parse_user(container: &str, u: &str) -> Result<(u32, u32), LaunchError> {
-    let bad = || LaunchError::User {
-        container: container.into(),
-        user: u.into(),
-    };
-    let (a, b) = match u.split_once(':') {
-        Some((a, b)) => (a, Some(b)),
-        None => (u, None),
-    };
-    let uid: u32 = a.parse().map_err(|_| bad())?;
-    let gid: u32 = match b {
-        Some(b) => b.parse().map_err(|_| bad())?,
-        None => 0,
-    };
-    Ok((uid, gid))
+/// One volume mount of a container, resolved against the pod's volumes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedMount {
+    /// `spec.containers[j].volumeMounts[k]`.
+    pub field: String,
+    /// Host path of the volume (before subPath).
+    pub volume_path: PathBuf,
+    /// subPath (or expanded subPathExpr), checked: relative, no `..`.
+    pub sub_path: Option<String>,
+    pub destination: String,
+    pub read_only: bool,
+    /// "rprivate", "rslave" or "rshared".
+    pub propagation: &'static str,
+}
+
+impl ResolvedMount {
+    /// The host path bind-mounted into the container.
+    pub fn source(&self) -> PathBuf {
+        match &self.sub_path {
+            Some(s) => self.volume_path.join(s),
+            None => self.volume_path.clone(),
+        }
+    }
+}
+
+/// Pure: resolves `c`'s volumeMounts (volume defined and supported, subPath
+/// or subPathExpr expanded with the container's env and checked, propagation),
+/// sorted by destination depth so parents are mounted before children (as
+/// containerd does).
+pub fn resolve_mounts(
+    pod: &Pod,
+    pod_dir: &Path,
+    c: &Container,
+    env: &[(String, String)],
+) -> Result<Vec<ResolvedMount>, LaunchError> {
+    use crate::volumes::{check_sub_path, volume_source, VolumeError};
+    let cf = crate::security::container_field(pod, &c.name);
+    let volumes = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_deref())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for (k, vm) in c.volume_mounts.iter().flatten().enumerate() {
+        let field = format!("{cf}.volumeMounts[{k}]");
+        let v =
+            volumes
+                .iter()
+                .find(|v| v.name == vm.name)
+                .ok_or_else(|| VolumeError::NoVolume {
+                    field: format!("{field}.name"),
+                    volume: vm.name.clone(),
+                })?;
+        let volume_path = volume_source(pod_dir, v).ok_or_else(|| VolumeError::Unsupported {
+            field: field.clone(),
+            volume: vm.name.clone(),
+        })?;
+        let sub_path = match (
+            vm.sub_path.as_deref().filter(|s| !s.is_empty()),
+            vm.sub_path_expr.as_deref().filter(|s| !s.is_empty()),
+        ) {
+            (Some(s), _) => {
+                check_sub_path(&field, s)?;
+                Some(s.to_string())
+            }
+            (None, Some(e)) => {
+                let s = crate::env::expand(e, &|n| {
+                    env.iter()
+                        .rev()
+                        .find(|(k, _)| k == n)
+                        .map(|(_, v)| v.clone())
+                });
+                check_sub_path(&field, &s)?;
+                Some(s).filter(|s| !s.is_empty())
+            }
+            (None, None) => None,
+        };
+        let propagation = match vm.mount_propagation.as_deref() {
+            Some("HostToContainer") => "rslave",
+            Some("Bidirectional") => "rshared",
+            _ => "rprivate",
+        };
+        out.push(ResolvedMount {
+            field,
+            volume_path,
+            sub_path,
+            destination: vm.mount_path.clone(),
+            read_only: vm.read_only == Some(true),
+            propagation,
+        });
+    }
+    out.sort_by_key(|m| {
+        Path::new(&m.destination)
+            .components()
+            .filter(|c| matches!(c, std::path::Component::Normal(_)))
+            .count()
+    });
+    Ok(out)
 }
 
 /// Pure (no I/O): the OCI config.json for container `c`.
@@ -179,25 +267,8 @@ pub fn build_spec(
     }
     full_env.push(format!("HOSTNAME={}", pod_hostname(pod)));
 
-    // User: securityContext (container over pod) over the image's user.
-    let psc = spec_k.security_context.as_ref();
-    let csc = c.security_context.as_ref();
-    let (mut uid, mut gid) = match image.user.as_deref().filter(|u| !u.is_empty()) {
-        Some(u) => parse_user(&c.name, u)?,
-        None => (0, 0),
-    };
-    if let Some(u) = csc
-        .and_then(|s| s.run_as_user)
-        .or(psc.and_then(|s| s.run_as_user))
-    {
-        uid = u as u32;
-    }
-    if let Some(g) = csc
-        .and_then(|s| s.run_as_group)
-        .or(psc.and_then(|s| s.run_as_group))
-    {
-        gid = g as u32;
-    }
+    // Identity and privileges: securityContext (container over pod) over the image's user.
+    let sec = crate::security::process_security(pod, c, image.user.as_deref())?;
     let cwd = c
         .working_dir
         .clone()
@@ -207,14 +278,32 @@ pub fn build_spec(
 
     let mut spec = serde_json::to_value(podrun_container::spec::default_spec(false))
         .expect("default spec serializes");
-    spec["root"] = json!({"path": rootfs, "readonly": false});
+    spec["root"] = json!({"path": rootfs, "readonly": sec.read_only_root});
     spec["process"]["terminal"] = false.into();
     spec["process"]["args"] = json!(argv);
     spec["process"]["env"] = json!(full_env);
     spec["process"]["cwd"] = json!(cwd);
-    spec["process"]["user"] = json!({"uid": uid, "gid": gid});
+    let mut user = json!({"uid": sec.uid, "gid": sec.gid});
+    if !sec.additional_gids.is_empty() {
+        user["additionalGids"] = json!(sec.additional_gids);
+    }
+    spec["process"]["user"] = user;
+    // containerd's CRI: bounding = effective = permitted, no inheritable, no
+    // ambient; the kernel then leaves a non-root process no capabilities.
+    spec["process"]["capabilities"] = json!({
+        "bounding": sec.bounding,
+        "effective": sec.effective,
+        "permitted": sec.effective,
+        "inheritable": [],
+        "ambient": [],
+    });
+    spec["process"]["noNewPrivileges"] = json!(sec.no_new_privileges);
     if let Some(o) = spec.as_object_mut() {
         o.remove("hostname");
+    }
+    if sec.unmasked_proc {
+        spec["linux"]["maskedPaths"] = json!([]);
+        spec["linux"]["readonlyPaths"] = json!([]);
     }
 
     // Namespaces: join the sandbox's, own mount (+ pid unless shared).
@@ -230,9 +319,11 @@ pub fn build_spec(
         }
     }
     if spec_k.host_users == Some(false) {
+        let base = crate::security::user_namespace_base(&fields.uid);
+        let size = crate::security::USER_NAMESPACE_SIZE;
         ns.push(json!({"type": "user"}));
-        spec["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        spec["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        spec["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": base, "size": size}]);
+        spec["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": base, "size": size}]);
     }
     spec["linux"]["namespaces"] = json!(ns);
 
@@ -247,61 +338,120 @@ pub fn build_spec(
     if let Some(m) = cg.memory_limit {
         res["memory"] = json!({"limit": m});
     }
-    if let Some(devs) = spec["linux"]["resources"].get("devices").cloned() {
+    if sec.privileged {
+        res["devices"] = json!([{"allow": true, "access": "rwm"}]);
+    } else if let Some(devs) = spec["linux"]["resources"].get("devices").cloned() {
         res["devices"] = devs;
     }
     spec["linux"]["resources"] = res;
     spec["process"]["oomScoreAdj"] = json!(cg.oom_score_adj);
     spec["linux"]["cgroupsPath"] = json!(format!("{}/{}", ctx.cgroup_parent, c.name));
 
-    // Mounts: /etc/hosts, /etc/hostname, then volumes.
+    // Mounts: privileged gets rw sysfs and cgroupfs; then /etc/hosts,
+    // /etc/hostname (unless a volume provides them), then the volumes.
+    let resolved = resolve_mounts(pod, ctx.pod_dir, c, &env)?;
     let mounts = spec["mounts"]
         .as_array_mut()
         .expect("default spec has mounts");
+    if sec.privileged {
+        for m in mounts.iter_mut() {
+            if m["destination"] == "/sys" || m["destination"] == "/sys/fs/cgroup" {
+                if let Some(o) = m["options"].as_array_mut() {
+                    o.retain(|x| x != "ro");
+                    o.push(json!("rw"));
+                }
+            }
+        }
+    }
     for (f, dst) in [("hosts", "/etc/hosts"), ("hostname", "/etc/hostname")] {
+        if resolved.iter().any(|m| m.destination == dst) {
+            continue;
+        }
         mounts.push(json!({"destination": dst, "type": "bind",
             "source": ctx.pod_dir.join(f), "options": ["rbind", "rprivate"]}));
     }
-    for (i, vm) in c.volume_mounts.iter().flatten().enumerate() {
-        let v = spec_k
-            .volumes
-            .iter()
-            .flatten()
-            .find(|v| v.name == vm.name)
-            .ok_or_else(|| LaunchError::NoVolume {
-                container: c.name.clone(),
-                index: i,
-                volume: vm.name.clone(),
-            })?;
-        let src = if v.empty_dir.is_some() {
-            ctx.pod_dir.join("volumes").join(&v.name)
-        } else if let Some(hp) = &v.host_path {
-            PathBuf::from(&hp.path)
-        } else {
-            return Err(LaunchError::UnsupportedVolume {
-                container: c.name.clone(),
-                index: i,
-                volume: vm.name.clone(),
-            });
-        };
-        let mut opts = vec!["rbind", "rprivate"];
-        if vm.read_only == Some(true) {
+    for m in &resolved {
+        let mut opts = vec!["rbind", m.propagation];
+        if m.read_only {
             opts.push("ro");
         }
-        mounts.push(json!({"destination": vm.mount_path, "type": "bind",
-            "source": src, "options": opts}));
+        mounts.push(json!({"destination": m.destination, "type": "bind",
+            "source": m.source(), "options": opts}));
     }
     Ok(spec)
 }
 
+/// The host's device nodes for a privileged container (containerd's
+/// HostDevices: /dev walked recursively, skipping pts, shm, fd, mqueue and
+/// the container runtimes' private dirs, and /dev/console).
+pub fn host_devices() -> Vec<Value> {
+    fn walk(dir: &Path, out: &mut Vec<Value>) {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut entries: Vec<_> = rd.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            let Ok(m) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            let ft = m.file_type();
+            if ft.is_dir() {
+                let name = e.file_name();
+                let skip = ["pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"];
+                if !skip.iter().any(|s| name == *s) {
+                    walk(&p, out);
+                }
+                continue;
+            }
+            if p == Path::new("/dev/console") {
+                continue;
+            }
+            let kind = if ft.is_char_device() {
+                "c"
+            } else if ft.is_block_device() {
+                "b"
+            } else {
+                continue;
+            };
+            let rdev = m.rdev();
+            out.push(json!({"path": p, "type": kind,
+                "major": libc::major(rdev), "minor": libc::minor(rdev),
+                "fileMode": m.permissions().mode() & 0o777, "uid": m.uid(), "gid": m.gid()}));
+        }
+    }
+    let mut out = Vec::new();
+    walk(Path::new("/dev"), &mut out);
+    out
+}
+
 /// Writes `<pod_dir>/bundles/<container>/config.json`; returns the bundle dir.
+/// Before that, creates missing subPath directories (with the volume's mode)
+/// and, for a privileged container, lists the host's devices into the spec.
 pub fn write_bundle(
     ctx: &LaunchContext,
     c: &Container,
     image: &ImageProcess,
     rootfs: &Path,
 ) -> Result<PathBuf, LaunchError> {
-    let spec = build_spec(ctx, c, image, rootfs)?;
+    let mut spec = build_spec(ctx, c, image, rootfs)?;
+    let env = container_env(c, &pod_fields(ctx.pod))?;
+    for m in resolve_mounts(ctx.pod, ctx.pod_dir, c, &env)? {
+        if let Some(sub) = &m.sub_path {
+            crate::volumes::ensure_sub_path(&m.field, &m.volume_path, sub)?;
+        }
+    }
+    let privileged = c
+        .security_context
+        .as_ref()
+        .and_then(|s| s.privileged)
+        .unwrap_or(false);
+    let host_users = ctx.pod.spec.as_ref().and_then(|s| s.host_users) != Some(false);
+    if privileged && host_users {
+        spec["linux"]["devices"] = json!(host_devices());
+    }
     let dir = ctx.pod_dir.join("bundles").join(&c.name);
     std::fs::create_dir_all(&dir).map_err(io("create bundle dir", &dir))?;
     let p = dir.join("config.json");
@@ -471,6 +621,168 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("nginx"));
+    }
+
+    #[test]
+    fn security_context_reaches_the_process() {
+        let p = pod(json!({
+            "securityContext": {"runAsUser": 1000, "runAsGroup": 3000, "fsGroup": 2000,
+                                "supplementalGroups": [4000]},
+            "containers": [{"name": "c", "image": "x", "command": ["sh"], "securityContext": {
+                "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+                "capabilities": {"add": ["NET_ADMIN"], "drop": ["CHOWN"]}}}]
+        }));
+        let s = spec_for(&p, &[], &ImageProcess::default()).unwrap();
+        assert_eq!(
+            s["process"]["user"],
+            json!({"uid": 1000, "gid": 3000, "additionalGids": [2000, 4000]})
+        );
+        assert_eq!(s["process"]["noNewPrivileges"], true);
+        assert_eq!(s["root"]["readonly"], true);
+        let caps = &s["process"]["capabilities"];
+        let bnd: Vec<String> = serde_json::from_value(caps["bounding"].clone()).unwrap();
+        assert!(bnd.contains(&"CAP_NET_ADMIN".into()) && !bnd.contains(&"CAP_CHOWN".into()));
+        assert_eq!(caps["effective"], json!([]), "non-root: no effective caps");
+        assert_eq!(caps["ambient"], json!([]));
+        assert_eq!(caps["inheritable"], json!([]));
+        assert!(!s["linux"]["maskedPaths"].as_array().unwrap().is_empty());
+    }
+
+    #[test]
+    fn defaults_are_containerd_s() {
+        let p = pod(json!({"containers": [{"name": "c", "image": "x", "command": ["sh"]}]}));
+        let s = spec_for(&p, &[], &ImageProcess::default()).unwrap();
+        assert_eq!(s["process"]["noNewPrivileges"], false);
+        assert_eq!(s["root"]["readonly"], false);
+        let caps = &s["process"]["capabilities"];
+        assert_eq!(caps["bounding"], json!(caps["effective"].clone()));
+        let mut want: Vec<&str> = crate::security::DEFAULT_CAPABILITIES.to_vec();
+        let mut got: Vec<String> = serde_json::from_value(caps["bounding"].clone()).unwrap();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn privileged_is_unconfined() {
+        let p = pod(
+            json!({"containers": [{"name": "c", "image": "x", "command": ["sh"],
+            "securityContext": {"privileged": true}}]}),
+        );
+        let s = spec_for(&p, &[], &ImageProcess::default()).unwrap();
+        assert_eq!(
+            s["process"]["capabilities"]["effective"]
+                .as_array()
+                .unwrap()
+                .len(),
+            crate::security::ALL_CAPABILITIES.len()
+        );
+        assert_eq!(s["linux"]["maskedPaths"], json!([]));
+        assert_eq!(s["linux"]["readonlyPaths"], json!([]));
+        assert_eq!(
+            s["linux"]["resources"]["devices"],
+            json!([{"allow": true, "access": "rwm"}])
+        );
+        let sys = s["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/sys")
+            .unwrap()
+            .clone();
+        let opts: Vec<String> = serde_json::from_value(sys["options"].clone()).unwrap();
+        assert!(opts.contains(&"rw".into()) && !opts.contains(&"ro".into()));
+    }
+
+    #[test]
+    fn run_as_non_root_refuses_root_image() {
+        let p = pod(json!({"securityContext": {"runAsNonRoot": true},
+            "containers": [{"name": "c", "image": "x", "command": ["sh"]}]}));
+        let e = spec_for(&p, &[], &ImageProcess::default()).unwrap_err();
+        assert!(e.is_config_error());
+        assert_eq!(
+            e.to_string(),
+            "container has runAsNonRoot and image will run as root (pod: \"ns/p\", container: c)"
+        );
+    }
+
+    #[test]
+    fn sub_paths_propagation_and_order() {
+        let p = pod(json!({
+            "volumes": [{"name": "v", "emptyDir": {}}],
+            "containers": [{"name": "c", "image": "x", "command": ["sh"],
+                "env": [{"name": "D", "value": "dd"}],
+                "volumeMounts": [
+                    {"name": "v", "mountPath": "/a/b/c", "subPath": "x/y"},
+                    {"name": "v", "mountPath": "/a", "subPathExpr": "e/$(D)",
+                     "mountPropagation": "HostToContainer"},
+                    {"name": "v", "mountPath": "/etc/hosts", "subPath": "h"}]}]
+        }));
+        let s = spec_for(&p, &[], &ImageProcess::default()).unwrap();
+        let ms: Vec<(String, String, Value)> = s["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["type"] == "bind")
+            .map(|m| {
+                (
+                    m["destination"].as_str().unwrap().to_string(),
+                    m["source"].as_str().unwrap().to_string(),
+                    m["options"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            ms,
+            vec![
+                (
+                    "/etc/hostname".into(),
+                    "/run/pods/u1/hostname".into(),
+                    json!(["rbind", "rprivate"])
+                ),
+                (
+                    "/a".into(),
+                    "/run/pods/u1/volumes/v/e/dd".into(),
+                    json!(["rbind", "rslave"])
+                ),
+                (
+                    "/etc/hosts".into(),
+                    "/run/pods/u1/volumes/v/h".into(),
+                    json!(["rbind", "rprivate"])
+                ),
+                (
+                    "/a/b/c".into(),
+                    "/run/pods/u1/volumes/v/x/y".into(),
+                    json!(["rbind", "rprivate"])
+                ),
+            ]
+        );
+        let bad = pod(json!({"volumes": [{"name": "v", "emptyDir": {}}],
+            "containers": [{"name": "c", "image": "x", "command": ["sh"],
+                "volumeMounts": [{"name": "v", "mountPath": "/a", "subPath": "../x"}]}]}));
+        assert_eq!(
+            spec_for(&bad, &[], &ImageProcess::default())
+                .unwrap_err()
+                .to_string(),
+            "spec.containers[0].volumeMounts[0].subPath: Invalid value: \"../x\": must not contain '..'"
+        );
+    }
+
+    #[test]
+    fn host_users_false_maps_a_per_pod_range() {
+        let p = pod(json!({"hostUsers": false,
+            "containers": [{"name": "c", "image": "x", "command": ["sh"]}]}));
+        let s = spec_for(&p, &[], &ImageProcess::default()).unwrap();
+        let base = crate::security::user_namespace_base("u1");
+        assert_eq!(
+            s["linux"]["uidMappings"],
+            json!([{"containerID": 0, "hostID": base, "size": 65536}])
+        );
+        assert_eq!(s["linux"]["gidMappings"], s["linux"]["uidMappings"]);
+        assert!(s["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"type": "user"})));
     }
 
     #[test]
