@@ -3,6 +3,8 @@
 mod image_cmd;
 mod logging;
 mod oci_cmd;
+mod pod_cmd;
+mod pod_describe;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -11,7 +13,8 @@ use std::path::PathBuf;
 #[command(
     name = "podrun",
     version,
-    about = "A direct-to-kernel container runtime: OCI runtime (runc-compatible) and Kubernetes Pod runner"
+    about = "A direct-to-kernel container runtime: OCI runtime (runc-compatible) and Kubernetes Pod runner",
+    after_help = "Pod commands (Kubernetes Pod manifests on this host):\n  create -f pod.yaml [--wait[=ready]]   create pods (YAML/JSON, - for stdin)\n  get pods [-o wide|json|yaml|name]     list pods\n  describe pod NAME                     details and events\n  logs POD [-c C] [-f] [--previous]     container logs\n  exec POD [-c C] [-i] [-t] -- CMD      run a command in a container\n  delete pod NAME [--grace-period N] [--force]\n  wait pod/NAME --for=condition=Ready|delete\nSee `podrun get --help` etc."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -61,6 +64,25 @@ pub enum Command {
 fn main() {
     podrun_container::util::trace("main");
     early_seal();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if pod_cmd::is_pod_invocation(&args) {
+        let cli = pod_cmd::PodCli::parse();
+        let _guard = match logging::init(&cli.global) {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("podrun: {e:#}");
+                std::process::exit(1);
+            }
+        };
+        let code = match pod_cmd::run(cli) {
+            Ok(code) => code,
+            Err(e) => {
+                logging::report_error(&e);
+                1
+            }
+        };
+        std::process::exit(code);
+    }
     let cli = Cli::parse();
     podrun_container::util::trace("cli parsed");
     let _guard = match logging::init(&cli.global) {

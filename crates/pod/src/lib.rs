@@ -14,13 +14,17 @@
 pub mod backoff;
 pub mod command;
 pub mod crilog;
+pub mod daemon;
 pub mod defaults;
+pub mod display;
 pub mod env;
+pub mod events;
 pub mod health;
 pub mod launch;
 pub mod logs;
 pub mod manifest;
 pub mod names;
+pub mod podstate;
 pub mod probe;
 pub mod quantity;
 pub mod resources;

@@ -6,7 +6,8 @@
 //! `SIOCSIFFLAGS`, sets the hostname, reports success over a pipe and then
 //! waits for signals: it reaps zombies on SIGCHLD (it is PID 1 of the pod's pid
 //! namespace when one exists) and exits on SIGTERM/SIGINT. It also dies with
-//! its parent (`PR_SET_PDEATHSIG`).
+//! its parent (`PR_SET_PDEATHSIG`) unless started with
+//! [`Sandbox::start_with`]`(cfg, false)`, as the pod supervisor does.
 //!
 //! The parent pins each new namespace by bind-mounting `/proc/<pid>/ns/<kind>`
 //! onto `<ns_dir>/<kind>`; containers join them by that path. [`Sandbox::teardown`]
@@ -142,6 +143,13 @@ const STEPS: [&str; 6] = [
 impl Sandbox {
     /// Start pause and pin its namespaces under `cfg.ns_dir`.
     pub fn start(cfg: &SandboxConfig) -> Result<Sandbox, SandboxError> {
+        Self::start_with(cfg, true)
+    }
+
+    /// As [`Sandbox::start`]; `die_with_parent: false` lets pause outlive its
+    /// creator (the pod supervisor: a killed supervisor must not take the pod's
+    /// namespaces — or, with a shared pid namespace, its containers — with it).
+    pub fn start_with(cfg: &SandboxConfig, die_with_parent: bool) -> Result<Sandbox, SandboxError> {
         let kinds = namespaces_for(cfg);
         let set_host = kinds.contains(&NsKind::Uts);
         if set_host && !valid_hostname(&cfg.hostname) {
@@ -198,7 +206,17 @@ impl Sandbox {
         }
         if pid == 0 {
             // SAFETY: child of the clone; see pause_child.
-            unsafe { pause_child(rd, wr, parent_pid, new_net, set_host, &hostname) }
+            unsafe {
+                pause_child(
+                    rd,
+                    wr,
+                    parent_pid,
+                    die_with_parent,
+                    new_net,
+                    set_host,
+                    &hostname,
+                )
+            }
         }
         let pid = pid as i32;
         // SAFETY: the write end belongs to the child now.
@@ -400,25 +418,35 @@ unsafe fn pause_child(
     rd: libc::c_int,
     wr: libc::c_int,
     parent: libc::pid_t,
+    die_with_parent: bool,
     new_net: bool,
     set_host: bool,
     hostname: &CString,
 ) -> ! {
     libc::close(rd);
-    if libc::prctl(
-        libc::PR_SET_PDEATHSIG,
-        libc::SIGKILL as libc::c_ulong,
-        0,
-        0,
-        0,
-    ) != 0
+    if die_with_parent
+        && libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) != 0
     {
         report(wr, 1, errno());
     }
     // The parent may already be gone (pdeathsig would then never fire).
-    if libc::getppid() != parent && libc::getpid() != 1 {
+    if die_with_parent && libc::getppid() != parent && libc::getpid() != 1 {
         libc::_exit(1);
     }
+    // Show as "pause" in ps/top (comm only; argv stays the supervisor's).
+    libc::prctl(
+        libc::PR_SET_NAME,
+        c"pause".as_ptr() as libc::c_ulong,
+        0,
+        0,
+        0,
+    );
     let mut set: libc::sigset_t = std::mem::zeroed();
     libc::sigemptyset(&mut set);
     libc::sigaddset(&mut set, libc::SIGCHLD);

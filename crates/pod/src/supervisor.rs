@@ -11,6 +11,7 @@
 //! container engine forks.
 
 use crate::backoff::{BackoffDecision, RestartBackoff};
+use crate::events::{container_object, EventLog};
 use crate::launch::{
     start_container, write_bundle, write_pod_files, ImageProcess, LaunchContext, LaunchError,
     Running,
@@ -24,6 +25,9 @@ use crate::status::{
 use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::jiff::Timestamp;
 use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -62,6 +66,8 @@ pub struct PodDirs {
 pub struct ContainerImage {
     pub rootfs: PathBuf,
     pub process: ImageProcess,
+    /// Image ID (`sha256:...`) for `imageID` in the status; may be empty.
+    pub image_id: String,
 }
 
 /// Tunables.
@@ -102,6 +108,37 @@ fn machine_memory() -> u64 {
         })
         .map(|kb| kb * 1024)
         .unwrap_or(1 << 30)
+}
+
+/// Supplies a fresh root filesystem for each start of a container (the
+/// image store's overlay: a restarted container gets a new writable layer,
+/// as under kubelet).
+pub trait RootfsProvider {
+    /// Mounts (again) the root of `container`; returns its path.
+    fn prepare(&mut self, container: &str) -> Result<PathBuf, String>;
+    /// Unmounts every root this provider mounted.
+    fn release_all(&mut self);
+}
+
+/// What the daemon adds around [`run_pod`]: readiness report, control socket,
+/// rootfs provider, pid files.
+#[derive(Default)]
+pub struct Extras {
+    /// Written `ok\n` once the sandbox is up and the first containers were
+    /// started, or `error: ...\n` if the pod could not start; then closed.
+    pub ready: Option<OwnedFd>,
+    /// The pod's control socket (see [`crate::daemon`]).
+    pub control: Option<UnixListener>,
+    pub rootfs: Option<Box<dyn RootfsProvider>>,
+    /// Let pause outlive the supervisor and record its pid in `pause.pid`.
+    pub detach_pause: bool,
+}
+
+fn report_ready(ready: &mut Option<OwnedFd>, msg: &str) {
+    if let Some(fd) = ready.take() {
+        let mut f = std::fs::File::from(fd);
+        let _ = f.write_all(msg.as_bytes());
+    }
 }
 
 /// Asks a running supervisor to stop the pod.
@@ -156,6 +193,11 @@ struct Sup<'a> {
     init: Vec<Slot>,
     apps: Vec<Slot>,
     message: Option<String>,
+    events: EventLog,
+    rootfs: Option<Box<dyn RootfsProvider>>,
+    control: Option<UnixListener>,
+    /// A stop was requested (control socket or stop file), with an optional grace override.
+    stop: Option<Option<Duration>>,
 }
 
 impl Sup<'_> {
@@ -200,6 +242,47 @@ impl Sup<'_> {
         Ok(())
     }
 
+    fn event(&mut self, warning: bool, reason: &str, object: &str, msg: String) {
+        if warning {
+            self.events.warning(reason, object, msg);
+        } else {
+            self.events.normal(reason, object, msg);
+        }
+        if let Err(e) = self.events.save(&self.dirs.pod_dir) {
+            tracing::warn!(error = %e, "cannot write events");
+        }
+    }
+
+    /// Accepts and answers control connections (non-blocking).
+    fn serve_control(&mut self) {
+        loop {
+            let Some(l) = &self.control else { return };
+            let Ok((conn, _)) = l.accept() else { return };
+            let _ = conn.set_nonblocking(false);
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
+            let mut line = String::new();
+            let mut r = std::io::BufReader::new(&conn);
+            let reply = match r.read_line(&mut line) {
+                Ok(_) => match crate::daemon::parse_request(&line) {
+                    Ok(crate::daemon::Request::Ping) => {
+                        format!("{{\"ok\":true,\"pid\":{}}}\n", std::process::id())
+                    }
+                    Ok(crate::daemon::Request::Stop { grace }) => {
+                        tracing::info!(?grace, "stop requested over the control socket");
+                        self.stop = Some(grace.map(Duration::from_secs));
+                        "{\"ok\":true}\n".to_string()
+                    }
+                    Err(e) => format!("{}\n", serde_json::json!({"ok": false, "error": e})),
+                },
+                Err(e) => format!(
+                    "{}\n",
+                    serde_json::json!({"ok": false, "error": e.to_string()})
+                ),
+            };
+            let _ = (&conn).write_all(reply.as_bytes());
+        }
+    }
+
     fn cid(&self, c: &str) -> String {
         format!("{}-{}", self.uid, c)
     }
@@ -235,8 +318,18 @@ impl Sup<'_> {
             &name,
             restart,
         );
-        let res = write_bundle(ctx, &slot.spec, &img.process, &img.rootfs)
-            .and_then(|b| start_container(&self.rt, &id, &b, &log));
+        let object = container_object(is_init, &name);
+        let img_id = img.image_id.clone();
+        let rootfs = match self.rootfs.as_mut() {
+            Some(p) => p.prepare(&name),
+            None => Ok(img.rootfs.clone()),
+        };
+        let res = match rootfs {
+            Ok(rootfs) => write_bundle(ctx, &slot.spec, &img.process, &rootfs)
+                .and_then(|b| start_container(&self.rt, &id, &b, &log))
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
         let t = now();
         let mono = self.mono();
         let slot = if is_init {
@@ -247,24 +340,44 @@ impl Sup<'_> {
         match res {
             Ok(r) => {
                 tracing::info!(container = %name, pid = r.pid, "container started");
-                slot.rec.on_start(Some(id), t);
+                slot.rec.on_start(Some(format!("podrun://{id}")), t);
+                slot.rec.image_id = img_id;
+                // Without probes a running container is started and ready at
+                // once (kubelet: no startup probe → started; no readiness probe → ready).
+                slot.rec.started = Some(slot.spec.startup_probe.is_none());
+                slot.rec.ready =
+                    slot.spec.startup_probe.is_none() && slot.spec.readiness_probe.is_none();
                 slot.run = Some((r, t));
+                self.event(
+                    false,
+                    "Created",
+                    &object,
+                    format!("Created container {name}"),
+                );
+                self.event(
+                    false,
+                    "Started",
+                    &object,
+                    format!("Started container {name}"),
+                );
             }
             Err(e) => {
                 tracing::warn!(container = %name, error = %e, "container start failed");
+                let e2 = e.clone();
                 let _ = self.rt.delete(&id, true);
                 if slot.run.is_none()
                     && !matches!(slot.rec.state, crate::status::State::Terminated(_))
                 {
                     slot.rec.on_start(Some(id), t);
                 }
-                slot.rec.on_exit(Termination::start_error(e.to_string(), t));
+                slot.rec.on_exit(Termination::start_error(e, t));
                 let policy = RestartPolicy::of(self.pod.spec.as_ref().unwrap());
                 if should_restart(policy, slot.kind, 128) {
                     slot.restart_due = Some(mono);
                 } else {
                     slot.done = true;
                 }
+                self.event(true, "Failed", &object, format!("Error: {e2}"));
             }
         }
         Ok(())
@@ -275,7 +388,9 @@ impl Sup<'_> {
         let policy = RestartPolicy::of(self.pod.spec.as_ref().unwrap());
         let mono = self.mono();
         let rt = &self.rt;
-        for slot in self.init.iter_mut().chain(self.apps.iter_mut()) {
+        let n_init = self.init.len();
+        let mut oom_event = None;
+        for (idx, slot) in self.init.iter_mut().chain(self.apps.iter_mut()).enumerate() {
             if slot.run.as_ref().map(|(r, _)| r.pid) != Some(pid) {
                 continue;
             }
@@ -285,14 +400,26 @@ impl Sup<'_> {
             let _ = rt.delete(&r.id, true);
             let term = Termination::exited(st, oom, started, now());
             let code = term.exit_code;
-            tracing::info!(container = %slot.spec.name, code, "container exited");
+            tracing::info!(container = %slot.spec.name, code, oom, "container exited");
             slot.rec.on_exit(term);
             if should_restart(policy, slot.kind, code) {
                 slot.restart_due = Some(mono);
             } else {
                 slot.done = true;
             }
-            return;
+            if oom {
+                oom_event = Some((idx < n_init, slot.spec.name.clone()));
+            }
+            break;
+        }
+        if let Some((init, name)) = oom_event {
+            let obj = container_object(init, &name);
+            self.event(
+                true,
+                "OOMKilling",
+                &obj,
+                format!("Memory cgroup out of memory: container {name} was killed by the kernel OOM killer (exit code 137)"),
+            );
         }
     }
 
@@ -384,6 +511,34 @@ pub fn run_pod(
     images: &HashMap<String, ContainerImage>,
     opts: &SupervisorOptions,
 ) -> Result<crate::status::Phase, SupervisorError> {
+    run_pod_with(pod, dirs, images, opts, Extras::default())
+}
+
+/// [`run_pod`] with the daemon's [`Extras`].
+pub fn run_pod_with(
+    pod: &Pod,
+    dirs: &PodDirs,
+    images: &HashMap<String, ContainerImage>,
+    opts: &SupervisorOptions,
+    mut extras: Extras,
+) -> Result<crate::status::Phase, SupervisorError> {
+    let r = run_pod_inner(pod, dirs, images, opts, &mut extras);
+    if let Err(e) = &r {
+        report_ready(&mut extras.ready, &format!("error: {e}\n"));
+    }
+    if let Some(mut p) = extras.rootfs.take() {
+        p.release_all();
+    }
+    r
+}
+
+fn run_pod_inner(
+    pod: &Pod,
+    dirs: &PodDirs,
+    images: &HashMap<String, ContainerImage>,
+    opts: &SupervisorOptions,
+    extras: &mut Extras,
+) -> Result<crate::status::Phase, SupervisorError> {
     let spec = pod.spec.as_ref().ok_or(SupervisorError::NoSpec)?;
     for c in spec
         .containers
@@ -401,13 +556,26 @@ pub fn run_pod(
     })?;
     let _ = std::fs::remove_file(dirs.pod_dir.join("stop"));
     write_pod_files(pod, &dirs.pod_dir)?;
-    let sandbox = Sandbox::start(&SandboxConfig {
-        hostname: crate::launch::pod_hostname(pod),
-        host_network: spec.host_network == Some(true),
-        host_ipc: spec.host_ipc == Some(true),
-        share_pid: spec.share_process_namespace == Some(true),
-        ns_dir: dirs.pod_dir.join("ns"),
-    })?;
+    let sandbox = Sandbox::start_with(
+        &SandboxConfig {
+            hostname: crate::launch::pod_hostname(pod),
+            host_network: spec.host_network == Some(true),
+            host_ipc: spec.host_ipc == Some(true),
+            share_pid: spec.share_process_namespace == Some(true),
+            ns_dir: dirs.pod_dir.join("ns"),
+        },
+        !extras.detach_pause,
+    )?;
+    if extras.detach_pause {
+        if let Some(rec) = crate::podstate::PidRecord::of(sandbox.pid()) {
+            let p = dirs.pod_dir.join(crate::podstate::files::PAUSE_PID);
+            rec.write(&p).map_err(|source| SupervisorError::Io {
+                what: "write",
+                path: p,
+                source,
+            })?;
+        }
+    }
     let slot = |c: &Container, kind| Slot {
         spec: c.clone(),
         kind,
@@ -461,8 +629,16 @@ pub fn run_pod(
             .map(|c| slot(c, ContainerKind::App))
             .collect(),
         message: None,
+        events: crate::events::EventLog::load(&dirs.pod_dir),
+        rootfs: extras.rootfs.take(),
+        control: extras.control.take(),
+        stop: None,
     };
-    let result = supervise(&mut sup, &sandbox);
+    if let Some(l) = &sup.control {
+        let _ = l.set_nonblocking(true);
+    }
+    let result = supervise(&mut sup, &sandbox, &mut extras.ready);
+    extras.rootfs = sup.rootfs.take();
     // Teardown, whatever happened.
     sup.signal_all(libc::SIGKILL);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -472,6 +648,7 @@ pub fn run_pod(
     }
     let _ = sup.write_status();
     drop(sandbox);
+    let _ = std::fs::remove_file(dirs.pod_dir.join(crate::podstate::files::PAUSE_PID));
     remove_cgroup(&opts.cgroup_parent);
     let _ = std::fs::remove_dir_all(dirs.pod_dir.join("bundles"));
     let _ = std::fs::remove_dir_all(dirs.pod_dir.join("volumes"));
@@ -487,7 +664,11 @@ pub fn run_pod(
     })
 }
 
-fn supervise(sup: &mut Sup, sandbox: &Sandbox) -> Result<(), SupervisorError> {
+fn supervise(
+    sup: &mut Sup,
+    sandbox: &Sandbox,
+    ready: &mut Option<OwnedFd>,
+) -> Result<(), SupervisorError> {
     let ctx = LaunchContext {
         pod: sup.pod,
         pod_dir: &sup.dirs.pod_dir,
@@ -557,8 +738,15 @@ fn supervise(sup: &mut Sup, sandbox: &Sandbox) -> Result<(), SupervisorError> {
                         if !matches!(s.rec.state, crate::status::State::Waiting { .. }) {
                             let msg =
                                 format!("back-off restarting failed container {}", s.spec.name);
-                            s.rec.on_backoff(msg);
+                            s.rec.on_backoff(msg.clone());
                             changed = true;
+                            let cname = s.spec.name.clone();
+                            let obj = container_object(is_init, &cname);
+                            let msg = format!(
+                                "Back-off restarting failed container {cname} in pod {}_{}({})",
+                                sup.name, sup.ns, sup.uid
+                            );
+                            sup.event(true, "BackOff", &obj, msg);
                         }
                     }
                 }
@@ -570,14 +758,43 @@ fn supervise(sup: &mut Sup, sandbox: &Sandbox) -> Result<(), SupervisorError> {
         if changed {
             sup.write_status()?;
         }
+        if ready.is_some()
+            && (apps_started
+                || next_init > 0
+                || init_failed
+                || sup.init.iter().any(|s| s.run.is_some()))
+        {
+            report_ready(ready, "ok\n");
+        }
+        sup.serve_control();
+        if sup.stop.is_none() && stop_file.exists() {
+            sup.stop = Some(None);
+        }
         // Finished?
         let all_apps_done = apps_started && sup.apps.iter().all(|s| s.done);
         if init_failed || all_apps_done {
             return Ok(());
         }
-        if stop_file.exists() {
-            tracing::info!("stop requested");
+        if let Some(g) = sup.stop {
+            let grace = g.unwrap_or(grace);
+            tracing::info!(?grace, "stopping the pod");
             sup.message = Some("pod stopped".into());
+            let running: Vec<(bool, String)> = sup
+                .init
+                .iter()
+                .map(|s| (true, s))
+                .chain(sup.apps.iter().map(|s| (false, s)))
+                .filter(|(_, s)| s.run.is_some())
+                .map(|(i, s)| (i, s.spec.name.clone()))
+                .collect();
+            for (i, n) in running {
+                sup.event(
+                    false,
+                    "Killing",
+                    &container_object(i, &n),
+                    format!("Stopping container {n}"),
+                );
+            }
             sup.signal_all(libc::SIGTERM);
             let deadline = Instant::now() + grace;
             while !sup.running_pids().is_empty() && Instant::now() < deadline {

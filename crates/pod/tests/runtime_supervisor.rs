@@ -89,6 +89,7 @@ fn spawn_pod_with(t: &TestPod, pod: &Pod, opts: SupervisorOptions) -> i32 {
                 ContainerImage {
                     rootfs: rf.clone(),
                     process: ImageProcess::default(),
+                    image_id: String::new(),
                 },
             )
         })
