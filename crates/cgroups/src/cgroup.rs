@@ -212,7 +212,12 @@ impl Cgroup {
             let parent = dir.clone();
             dir.push(comp);
             if is_unified {
-                enable_subtree_controllers(&parent);
+                if self.mode == Mode::V2 && parent == n.base {
+                    // Our base (the caller's cgroup) may hold processes: make it a pure parent.
+                    delegate_base(&parent)?;
+                } else {
+                    enable_subtree_controllers(&parent);
+                }
             }
             match std::fs::create_dir(&dir) {
                 Ok(()) => {}
@@ -418,6 +423,101 @@ fn enable_subtree_controllers(parent: &Path) {
             tracing::debug!(file = %f.display(), controller = c, error = %e, "cannot enable controller");
         }
     }
+}
+
+/// cgroup v2, the directory we nest under: enable its available controllers for its children.
+/// When that fails with EBUSY because it holds processes (podrun started in a CI job's cgroup),
+/// move every process of it to `<base>/podrun-leaf` (created if needed) and enable them again,
+/// as container-in-container entrypoints do. A base with nothing to enable costs two reads.
+fn delegate_base(base: &Path) -> Result<()> {
+    let avail = match fsio::read_raw(&base.join("cgroup.controllers")) {
+        Ok(s) => s,
+        Err(_) => return Ok(()),
+    };
+    let enabled = fsio::read_raw(&base.join("cgroup.subtree_control")).unwrap_or_default();
+    let want = missing_controllers(&avail, &enabled);
+    if want.is_empty() {
+        return Ok(());
+    }
+    let f = base.join("cgroup.subtree_control");
+    let all = want
+        .iter()
+        .map(|c| format!("+{c}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    match fsio::write_raw(&f, &all) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+        Err(_) => {
+            // e.g. one controller cannot be enabled here: enable what can be; `apply` names
+            // a missing controller that is really needed.
+            enable_subtree_controllers(base);
+            return Ok(());
+        }
+    }
+    let procs_file = base.join("cgroup.procs");
+    let pids = fsio::read(&procs_file)?;
+    if pids.trim().is_empty() {
+        enable_subtree_controllers(base);
+        return Ok(());
+    }
+    let pid_list = pids.split_whitespace().collect::<Vec<_>>().join(" ");
+    let fail = |reason: String| Error::Delegation {
+        dir: base.to_path_buf(),
+        leaf: crate::resolve::DELEGATION_LEAF,
+        pids: pid_list.clone(),
+        reason,
+    };
+    let leaf = base.join(crate::resolve::DELEGATION_LEAF);
+    match std::fs::create_dir(&leaf) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(fail(format!("mkdir {}: {e}", leaf.display()))),
+    }
+    move_all_procs(base, &leaf).map_err(fail)?;
+    tracing::info!(
+        base = %base.display(),
+        leaf = %leaf.display(),
+        pids = %pid_list,
+        "moved the processes of the cgroup podrun nests under to a leaf (cgroup v2 delegation)"
+    );
+    fsio::write_raw(&f, &all).map_err(|e| {
+        fail(format!(
+            "after the move, write {all:?} to {}: {}",
+            f.display(),
+            crate::error::errno_text(&e)
+        ))
+    })
+}
+
+/// Move every process listed in `from/cgroup.procs` to `to`, until `from` is empty (processes
+/// may fork meanwhile; bounded rounds). Processes that exit meanwhile are fine.
+fn move_all_procs(from: &Path, to: &Path) -> std::result::Result<(), String> {
+    let dst = to.join("cgroup.procs");
+    for _ in 0..50 {
+        let text = fsio::read(&from.join("cgroup.procs")).map_err(|e| e.to_string())?;
+        let pids: Vec<&str> = text.split_whitespace().collect();
+        if pids.is_empty() {
+            return Ok(());
+        }
+        for pid in pids {
+            match fsio::write_raw(&dst, pid) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                Err(e) => {
+                    return Err(format!(
+                        "write {pid} to {}: {}",
+                        dst.display(),
+                        crate::error::errno_text(&e)
+                    ))
+                }
+            }
+        }
+    }
+    Err(format!(
+        "{} still lists processes after 50 rounds of moving",
+        from.join("cgroup.procs").display()
+    ))
 }
 
 /// Controllers listed in `available` but not in `enabled` (both space separated).

@@ -66,6 +66,23 @@ pub enum Error {
     /// Waiting for the kernel to reach a state took too long.
     #[error("cgroup {}: timed out waiting for {what}", path.display())]
     Timeout { path: PathBuf, what: String },
+    /// cgroup v2: the cgroup we nest under holds processes, so it cannot enable controllers
+    /// for its children, and moving those processes to a leaf failed.
+    #[error(
+        "cgroup {dir}: it holds processes ({pids}), so controllers cannot be enabled for child \
+         cgroups (cgroup v2 \"no internal processes\" rule); moving them to {dir}/{leaf} failed: \
+         {reason}. Move them to a leaf cgroup yourself (mkdir {dir}/{leaf}; for p in $(cat \
+         {dir}/cgroup.procs); do echo $p > {dir}/{leaf}/cgroup.procs; done; echo +memory +cpu \
+         +pids > {dir}/cgroup.subtree_control), or give an absolute linux.cgroupsPath in a cgroup \
+         without processes",
+        dir = dir.display()
+    )]
+    Delegation {
+        dir: PathBuf,
+        leaf: &'static str,
+        pids: String,
+        reason: String,
+    },
     /// A system call outside the cgroup filesystem failed (eventfd, inotify, kill...).
     #[error("cgroup: {call}: {}", errno_text(source))]
     Sys { call: String, source: io::Error },

@@ -26,4 +26,5 @@ pub use error::{Error, Result};
 pub use layout::{detect, parse_mountinfo, Layout, V1_CONTROLLERS};
 pub use oom::OomWatcher;
 pub use procself::{parse_proc_cgroup, ProcCgroups};
+pub use resolve::DELEGATION_LEAF;
 pub use stats::Stats;

@@ -220,6 +220,8 @@ fn plan_unified(res: &LinuxResources, avail: &Avail, plan: &mut Plan) -> Result<
     Ok(())
 }
 
+const MEMSW: &str = "memory.memsw.limit_in_bytes";
+
 /// Plan for a v1 (or hybrid) cgroup.
 pub fn plan_v1(res: &LinuxResources, avail: &Avail, probe: Probe) -> Result<Plan> {
     let mut p = Plan::default();
@@ -229,7 +231,13 @@ pub fn plan_v1(res: &LinuxResources, avail: &Avail, probe: Probe) -> Result<Plan
                 .push("memory.kernel is deprecated and ignored".into());
         }
         let limit = m.limit().filter(|&l| l != 0);
-        let swap = m.swap().filter(|&s| s != 0);
+        // A memory limit without a swap value means "no swap" (kubelet's behaviour): memsw is
+        // set to the limit when swap accounting exists, so the limit cannot be dodged by swapping.
+        let swap = m.swap().filter(|&s| s != 0).or_else(|| {
+            limit.filter(|&l| {
+                l > 0 && avail.has_v1("memory") && probe(Target::V1("memory"), MEMSW).is_some()
+            })
+        });
         let any = limit.is_some()
             || swap.is_some()
             || m.reservation().is_some_and(|r| r != 0)
@@ -541,6 +549,15 @@ pub fn plan_v2(res: &LinuxResources, avail: &Avail, probe: Probe) -> Result<Plan
                     mem_value("memory.limit", limit, true)?,
                     "memory.limit",
                 );
+            }
+            // A limit without a swap value: no swap (kubelet), and an OOM kills the whole
+            // container (memory.oom.group, as kubelet sets on cgroup v2).
+            let swap = match swap {
+                None if limit > 0 && probe(u, "memory.swap.max").is_some() => Some("0".into()),
+                s => s,
+            };
+            if limit > 0 && probe(u, "memory.oom.group").is_some() {
+                p.w(u, "memory.oom.group", "1", "memory.limit");
             }
             if let Some(s) = swap {
                 if probe(u, "memory.swap.max").is_some() {

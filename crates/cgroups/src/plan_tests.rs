@@ -387,3 +387,77 @@ fn v2_bad_device_rule_is_rejected_before_writing() {
     .unwrap_err();
     assert!(e.to_string().contains("devices.access"), "{e}");
 }
+
+#[test]
+fn v2_limit_without_swap_disables_swap_and_sets_oom_group() {
+    let probe = |t: Target, f: &str| {
+        (f == "memory.oom.group")
+            .then(|| "0\n".to_string())
+            .or_else(|| fresh(t, f))
+    };
+    let p = plan_v2(
+        &res(r#"{"memory":{"limit":67108864}}"#),
+        &v2_avail(),
+        &probe,
+    )
+    .unwrap();
+    assert_eq!(
+        files(&p),
+        vec![
+            pair("memory.max", "67108864"),
+            pair("memory.oom.group", "1"),
+            pair("memory.swap.max", "0"),
+        ]
+    );
+    // an explicit swap value wins; unlimited memory sets neither
+    let p = plan_v2(
+        &res(r#"{"memory":{"limit":100,"swap":300}}"#),
+        &v2_avail(),
+        &probe,
+    )
+    .unwrap();
+    assert!(files(&p).contains(&pair("memory.swap.max", "200")));
+    let p = plan_v2(&res(r#"{"memory":{"limit":-1}}"#), &v2_avail(), &probe).unwrap();
+    assert!(!files(&p).iter().any(|(f, _)| f == "memory.oom.group"));
+    // no swap accounting, no oom.group file (old kernels): just the limit
+    let none = |_: Target, _: &str| None;
+    let p = plan_v2(&res(r#"{"memory":{"limit":100}}"#), &v2_avail(), &none).unwrap();
+    assert_eq!(files(&p), vec![pair("memory.max", "100")]);
+}
+
+#[test]
+fn v1_limit_without_swap_sets_memsw_to_the_limit() {
+    let p = plan_v1(
+        &res(r#"{"memory":{"limit":67108864}}"#),
+        &hybrid_avail(),
+        &fresh,
+    )
+    .unwrap();
+    assert_eq!(
+        files(&p),
+        vec![
+            pair("memory.limit_in_bytes", "67108864"),
+            pair("memory.memsw.limit_in_bytes", "67108864"),
+        ]
+    );
+    // raising an existing limit above the current memsw: memsw first
+    let probe =
+        |_: Target, f: &str| (f == "memory.memsw.limit_in_bytes").then(|| "33554432\n".to_string());
+    let p = plan_v1(
+        &res(r#"{"memory":{"limit":67108864}}"#),
+        &hybrid_avail(),
+        &probe,
+    )
+    .unwrap();
+    assert_eq!(
+        files(&p),
+        vec![
+            pair("memory.memsw.limit_in_bytes", "67108864"),
+            pair("memory.limit_in_bytes", "67108864"),
+        ]
+    );
+    // swap accounting off: the limit alone, no error, no warning needed
+    let none = |_: Target, _: &str| None;
+    let p = plan_v1(&res(r#"{"memory":{"limit":100}}"#), &hybrid_avail(), &none).unwrap();
+    assert_eq!(files(&p), vec![pair("memory.limit_in_bytes", "100")]);
+}

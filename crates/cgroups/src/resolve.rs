@@ -58,6 +58,19 @@ pub(crate) fn parse_cgroups_path(p: Option<&str>, default_name: &str) -> Result<
     })
 }
 
+/// The leaf cgroup v2 processes are moved to when the cgroup podrun nests under holds
+/// processes (see `Cgroup::create`). A caller found in it nests under its parent instead.
+pub const DELEGATION_LEAF: &str = "podrun-leaf";
+
+/// The caller's cgroup path with our delegation leaf taken off: a caller that was moved to
+/// `<job>/podrun-leaf` nests its containers beside the leaf, in `<job>`.
+pub(crate) fn caller_base(caller: &str) -> &str {
+    match caller.strip_suffix(DELEGATION_LEAF) {
+        Some(rest) if rest.ends_with('/') => rest.trim_end_matches('/'),
+        _ => caller,
+    }
+}
+
 /// Compute the node for one hierarchy mounted at `mount`, the caller being at `caller` in it.
 /// `exists` is injected so this stays testable without a cgroupfs.
 pub(crate) fn node_for(
@@ -69,7 +82,7 @@ pub(crate) fn node_for(
     let base = if p.absolute {
         mount.to_path_buf()
     } else {
-        let rel = caller.unwrap_or("/").trim_start_matches('/');
+        let rel = caller_base(caller.unwrap_or("/")).trim_start_matches('/');
         let b = mount.join(rel);
         if rel.is_empty() || exists(&b) {
             b
@@ -271,6 +284,24 @@ mod tests {
             )]
         );
         assert!(cg.is_v2());
+    }
+
+    #[test]
+    fn delegation_leaf_caller_nests_beside_the_leaf() {
+        assert_eq!(caller_base("/job/podrun-leaf"), "/job");
+        assert_eq!(caller_base("/podrun-leaf"), "");
+        assert_eq!(caller_base("/job/my-podrun-leaf"), "/job/my-podrun-leaf");
+        assert_eq!(caller_base("/job"), "/job");
+        let l = Layout::V2 {
+            root: "/sys/fs/cgroup".into(),
+        };
+        let me = parse_proc_cgroup("0::/job/podrun-leaf\n");
+        let cg = resolve_with(&l, &me, None, "c1", &all_exist).unwrap();
+        assert_eq!(cg.paths(), vec![PathBuf::from("/sys/fs/cgroup/job/c1")]);
+        assert_eq!(
+            cg.unified_node().unwrap().base,
+            PathBuf::from("/sys/fs/cgroup/job")
+        );
     }
 
     #[test]
