@@ -750,7 +750,15 @@ fn start_pod(
         )?;
         Ok(())
     })();
-    if let Err(e) = result {
+    if let Err(mut e) = result {
+        // Keep what the supervisor said before its log goes with the pod dir.
+        if let Ok(log) = std::fs::read_to_string(dir.join(files::SUPERVISOR_LOG)) {
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            if !tail.is_empty() {
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                e = e.context(format!("supervisor log: {}", tail.join(" | ")));
+            }
+        }
         if let Err(c) = podstate::cleanup(&dir, true, true, true) {
             eprintln!("podrun: warning: {c}");
         }

@@ -243,11 +243,19 @@ unsafe fn daemon_child(
     if pid != 0 {
         libc::_exit(if pid < 0 { 1 } else { 0 });
     }
-    // The ready pipe on fd 3 (dup2 clears O_CLOEXEC), stdio: null, log, log.
-    if libc::dup2(wr, 3) < 0
+    // Stdio: null, log, log; the ready pipe on fd 3 (dup2 clears O_CLOEXEC).
+    // The sources are first moved above fd 10 so no dup2 can clobber one
+    // that is still to be copied (the log file may well be fd 3 itself).
+    let wr = libc::fcntl(wr, libc::F_DUPFD_CLOEXEC, 10);
+    let log = libc::fcntl(log, libc::F_DUPFD_CLOEXEC, 10);
+    let null = libc::fcntl(null, libc::F_DUPFD_CLOEXEC, 10);
+    if wr < 0
+        || log < 0
+        || null < 0
         || libc::dup2(null, 0) < 0
         || libc::dup2(log, 1) < 0
         || libc::dup2(log, 2) < 0
+        || libc::dup2(wr, 3) < 0
     {
         libc::_exit(1);
     }
@@ -330,6 +338,9 @@ pub fn supervise_main(pod_dir: &Path) -> i32 {
     };
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    // A control client that hangs up must not kill the supervisor.
+    // SAFETY: setting a signal disposition to SIG_IGN.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let me = PidRecord::of(std::process::id() as i32);
     if let Some(me) = me {
         if let Err(e) = me.write(&pod_dir.join(files::SUPERVISOR_PID)) {
