@@ -525,8 +525,9 @@ fn invalid_manifests_are_refused_with_the_field_path() {
     let env = PodEnv::new("invalid");
     let base =
         |spec: &str| format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: v\nspec:\n{spec}");
-    let c =
-        |name: &str| format!("  - name: {name}\n    image: {IMAGE}\n    command: [sleep, '1']\n");
+    let c = |name: &str| {
+        format!("  - name: {name}\n    image: {IMAGE}\n    imagePullPolicy: IfNotPresent\n    command: [sleep, '1']\n")
+    };
     let cases: Vec<(String, &str)> = vec![
         (base(&format!("  containers:\n{}{}", c("web"), c("web"))), "spec.containers[1].name: Duplicate value: \"web\""),
         (base(&format!("  initContainers:\n{}  containers:\n{}", c("web"), c("web"))), "Duplicate value: \"web\""),
