@@ -311,6 +311,8 @@ pub fn build_spec(
     let pinned = |k: NsKind| ctx.namespaces.iter().find(|(n, _)| *n == k);
     match pinned(NsKind::Pid) {
         Some((_, p)) => ns.push(json!({"type": "pid", "path": p})),
+        // hostPID: no pid namespace entry, the container sees the host's.
+        None if spec_k.host_pid == Some(true) => {}
         None => ns.push(json!({"type": "pid"})),
     }
     for k in [NsKind::Net, NsKind::Ipc, NsKind::Uts] {
