@@ -12,11 +12,13 @@
 
 use crate::backoff::{BackoffDecision, RestartBackoff};
 use crate::events::{container_object, EventLog};
+use crate::health::{ContainerHealth, HealthEvent, HealthTarget, HookKind};
 use crate::launch::{
     start_container, write_bundle, write_pod_files, ImageProcess, LaunchContext, LaunchError,
     Running,
 };
 use crate::logs::drain;
+use crate::probe::ProbeKind;
 use crate::sandbox::{Sandbox, SandboxConfig, SandboxError};
 use crate::status::{
     pod_status, should_restart, ContainerKind, ContainerRecord, ExitStatus, RestartPolicy,
@@ -42,6 +44,8 @@ pub enum SupervisorError {
     Sandbox(#[from] SandboxError),
     #[error(transparent)]
     Launch(#[from] LaunchError),
+    #[error("{0}")]
+    Cgroup(String),
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -80,6 +84,8 @@ pub struct SupervisorOptions {
     pub backoff_scale: f64,
     /// Used when the pod has no terminationGracePeriodSeconds.
     pub default_grace: Duration,
+    /// pids.max of the pod cgroup (None or <= 0: unlimited).
+    pub pids_limit: Option<i64>,
 }
 
 impl SupervisorOptions {
@@ -93,6 +99,7 @@ impl SupervisorOptions {
                 .and_then(|s| crate::backoff::parse_scale(&s))
                 .unwrap_or(1.0),
             default_grace: Duration::from_secs(30),
+            pids_limit: Some(crate::podcgroup::DEFAULT_PIDS_LIMIT),
         }
     }
 }
@@ -177,6 +184,45 @@ struct Slot {
     /// Monotonic time (since supervisor start) of the last exit, when a restart is due.
     restart_due: Option<Duration>,
     done: bool,
+    /// Probes and hooks (containers with probes or lifecycle hooks).
+    health: Option<ContainerHealth>,
+    /// postStart is running: the container is not Running yet (id, start time).
+    post_start: Option<(Option<String>, Timestamp)>,
+    /// The container is being stopped (preStop, stop signal, SIGKILL).
+    stopping: Option<Stopping>,
+}
+
+/// A container being stopped with kubelet's sequence: preStop (within the
+/// grace period), the stop signal, SIGKILL when the grace runs out (at least
+/// 2 s after the signal).
+#[derive(Debug, Clone, Copy)]
+struct Stopping {
+    /// End of the grace period.
+    deadline: Instant,
+    /// When the stop signal was sent; then SIGKILL is due at `kill_at`.
+    kill_at: Option<Instant>,
+    killed: bool,
+}
+
+/// kubelet's minimum time between the stop signal and SIGKILL.
+const MIN_GRACE_AFTER_SIGNAL: Duration = Duration::from_secs(2);
+
+/// The stop signal of a container: `lifecycle.stopSignal`, else SIGTERM.
+fn stop_signal(c: &Container) -> i32 {
+    c.lifecycle
+        .as_ref()
+        .and_then(|l| l.stop_signal.as_deref())
+        .and_then(|s| podrun_container::signal::parse(s).ok())
+        .unwrap_or(libc::SIGTERM)
+}
+
+fn needs_health(c: &Container) -> bool {
+    c.liveness_probe.is_some()
+        || c.readiness_probe.is_some()
+        || c.startup_probe.is_some()
+        || c.lifecycle
+            .as_ref()
+            .is_some_and(|l| l.post_start.is_some() || l.pre_stop.is_some())
 }
 
 struct Sup<'a> {
@@ -198,6 +244,12 @@ struct Sup<'a> {
     control: Option<UnixListener>,
     /// A stop was requested (control socket or stop file), with an optional grace override.
     stop: Option<Option<Duration>>,
+    /// The pod's network namespace pin (None with hostNetwork), for probes.
+    netns: Option<PathBuf>,
+    /// The pod failed for a pod-level reason (reason, message), e.g. DeadlineExceeded.
+    failed: Option<(String, String)>,
+    /// The pod's termination grace period.
+    grace: Duration,
 }
 
 impl Sup<'_> {
@@ -228,6 +280,12 @@ impl Sup<'_> {
                 message: self.message.clone(),
             },
         );
+        let mut st = st;
+        if let Some((reason, message)) = &self.failed {
+            st.phase = Some("Failed".into());
+            st.reason = Some(reason.clone());
+            st.message = Some(message.clone());
+        }
         let mut pod = self.pod.clone();
         pod.status = Some(st);
         let tmp = self.dirs.pod_dir.join("status.json.tmp");
@@ -340,14 +398,35 @@ impl Sup<'_> {
         match res {
             Ok(r) => {
                 tracing::info!(container = %name, pid = r.pid, "container started");
-                slot.rec.on_start(Some(format!("podrun://{id}")), t);
                 slot.rec.image_id = img_id;
-                // Without probes a running container is started and ready at
-                // once (kubelet: no startup probe → started; no readiness probe → ready).
-                slot.rec.started = Some(slot.spec.startup_probe.is_none());
-                slot.rec.ready =
-                    slot.spec.startup_probe.is_none() && slot.spec.readiness_probe.is_none();
                 slot.run = Some((r, t));
+                slot.stopping = None;
+                if slot.health.is_none() && needs_health(&slot.spec) {
+                    let target = HealthTarget {
+                        state_root: self.dirs.state_root.clone(),
+                        container_id: id.clone(),
+                        netns: self.netns.clone(),
+                        pod_ip: "127.0.0.1".into(),
+                    };
+                    match ContainerHealth::new(target, &slot.spec) {
+                        Ok(h) => slot.health = Some(h),
+                        Err(e) => {
+                            tracing::warn!(container = %name, error = %e, "probes unavailable")
+                        }
+                    }
+                }
+                let cid = Some(format!("podrun://{id}"));
+                let post = slot.health.as_mut().is_some_and(|h| {
+                    h.container_stopped();
+                    h.start_hook(HookKind::PostStart, Instant::now(), None)
+                });
+                if post {
+                    // Not Running until postStart completes.
+                    slot.post_start = Some((cid, t));
+                } else {
+                    slot.rec.on_start(cid, t);
+                    mark_running(slot, Instant::now());
+                }
                 self.event(
                     false,
                     "Created",
@@ -395,6 +474,14 @@ impl Sup<'_> {
                 continue;
             }
             let (mut r, started) = slot.run.take().unwrap();
+            if let Some((cid, t)) = slot.post_start.take() {
+                slot.rec.on_start(cid, t);
+            }
+            if let Some(h) = slot.health.as_mut() {
+                h.cancel_hook();
+                h.container_stopped();
+            }
+            slot.stopping = None;
             let _ = drain(&mut r.pumps, Duration::from_secs(2));
             let oom = oom_killed(&format!("{}/{}", self.opts.cgroup_parent, slot.spec.name));
             let _ = rt.delete(&r.id, true);
@@ -490,12 +577,310 @@ impl Sup<'_> {
         }
     }
 
+    fn slot_mut(&mut self, is_init: bool, i: usize) -> &mut Slot {
+        if is_init {
+            &mut self.init[i]
+        } else {
+            &mut self.apps[i]
+        }
+    }
+
+    /// Polls log pumps and probe/hook runs for up to `max` (less when a probe
+    /// is due or a stop step is), then pumps logs, steps the probes and hooks,
+    /// and advances stops. Returns true when the status changed.
+    fn poll_all(&mut self, max: Duration) -> bool {
+        let now = Instant::now();
+        let mut fds: Vec<libc::pollfd> = Vec::new();
+        let mut wake = now + max;
+        for s in self.init.iter().chain(self.apps.iter()) {
+            if let Some((r, _)) = &s.run {
+                for p in r.pumps.iter().filter(|p| !p.is_eof()) {
+                    fds.push(libc::pollfd {
+                        fd: p.fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    });
+                }
+            }
+            if let Some(h) = &s.health {
+                for (fd, events) in h.poll_fds() {
+                    fds.push(libc::pollfd {
+                        fd,
+                        events,
+                        revents: 0,
+                    });
+                }
+                if let Some(d) = h.next_deadline() {
+                    wake = wake.min(d);
+                }
+            }
+            if let Some(st) = &s.stopping {
+                wake = wake.min(st.kill_at.unwrap_or(st.deadline));
+            }
+        }
+        let ms = wake
+            .saturating_duration_since(now)
+            .as_micros()
+            .div_ceil(1000) as i32;
+        if fds.is_empty() {
+            std::thread::sleep(Duration::from_millis(ms as u64));
+        } else {
+            // SAFETY: fds is a valid pollfd array of that length.
+            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        }
+        for s in self.init.iter_mut().chain(self.apps.iter_mut()) {
+            if let Some((r, _)) = &mut s.run {
+                for p in r.pumps.iter_mut() {
+                    let _ = p.pump();
+                }
+            }
+        }
+        let changed = self.step_health();
+        self.advance_stops();
+        changed
+    }
+
+    /// Steps every container's probes and hooks and applies kubelet's
+    /// reactions. Returns true when the status changed.
+    fn step_health(&mut self) -> bool {
+        let now = Instant::now();
+        let mut all = Vec::new();
+        for (is_init, v) in [(true, &mut self.init), (false, &mut self.apps)] {
+            for (i, s) in v.iter_mut().enumerate() {
+                if let Some(h) = &mut s.health {
+                    let ev = h.step(now);
+                    if !ev.is_empty() {
+                        all.push((is_init, i, ev));
+                    }
+                }
+            }
+        }
+        let mut changed = false;
+        for (is_init, i, evs) in all {
+            for ev in evs {
+                changed |= self.on_health_event(is_init, i, ev);
+            }
+        }
+        changed
+    }
+
+    fn on_health_event(&mut self, is_init: bool, i: usize, ev: HealthEvent) -> bool {
+        let name = self.slot_mut(is_init, i).spec.name.clone();
+        let obj = container_object(is_init, &name);
+        let pod_ref = format!("{}_{}({})", self.name, self.ns, self.uid);
+        match ev {
+            HealthEvent::Unhealthy { message, .. } => {
+                self.event(true, "Unhealthy", &obj, message);
+                false
+            }
+            HealthEvent::Warning { message, .. } => {
+                self.event(true, "ProbeWarning", &obj, message);
+                false
+            }
+            HealthEvent::Result { kind, result, kill } => {
+                let slot = self.slot_mut(is_init, i);
+                if slot.run.is_none() || slot.stopping.is_some() {
+                    return false;
+                }
+                if let Some(h) = &slot.health {
+                    slot.rec.started = Some(h.started());
+                    slot.rec.ready = h.ready();
+                }
+                tracing::info!(container = %name, ?kind, ?result, kill, "probe result");
+                if kill {
+                    let what = match kind {
+                        ProbeKind::Startup => "startup",
+                        _ => "liveness",
+                    };
+                    let grace = slot
+                        .health
+                        .as_ref()
+                        .and_then(|h| h.probe_grace(kind))
+                        .unwrap_or(self.grace);
+                    self.event(
+                        false,
+                        "Killing",
+                        &obj,
+                        format!("Container {name} failed {what} probe, will be restarted"),
+                    );
+                    self.begin_stop(is_init, i, grace);
+                }
+                true
+            }
+            HealthEvent::Hook {
+                kind: HookKind::PostStart,
+                result,
+            } => {
+                let slot = self.slot_mut(is_init, i);
+                let Some((cid, t)) = slot.post_start.take() else {
+                    return false;
+                };
+                slot.rec.on_start(cid, t);
+                match result {
+                    Ok(()) => {
+                        mark_running(slot, Instant::now());
+                    }
+                    Err(m) => {
+                        let kind = hook_kind_name(&slot.spec, HookKind::PostStart);
+                        self.event(
+                            true,
+                            "FailedPostStartHook",
+                            &obj,
+                            format!(
+                                "{kind} lifecycle hook for Container \"{name}\" in Pod \"{pod_ref}\" failed - error: {m}"
+                            ),
+                        );
+                        self.event(false, "Killing", &obj, "FailedPostStartHook".to_string());
+                        let g = self.grace;
+                        self.begin_stop(is_init, i, g);
+                    }
+                }
+                true
+            }
+            HealthEvent::Hook {
+                kind: HookKind::PreStop,
+                result,
+            } => {
+                if let Err(m) = result {
+                    let kind = {
+                        let s = self.slot_mut(is_init, i);
+                        hook_kind_name(&s.spec, HookKind::PreStop)
+                    };
+                    self.event(
+                        true,
+                        "FailedPreStopHook",
+                        &obj,
+                        format!(
+                            "{kind} lifecycle hook for Container \"{name}\" in Pod \"{pod_ref}\" failed - error: {m}"
+                        ),
+                    );
+                }
+                self.send_stop_signal(is_init, i);
+                false
+            }
+        }
+    }
+
+    /// Starts stopping a running container: preStop within `grace`, then the
+    /// stop signal, then SIGKILL (see [`Stopping`]). Probes stop at once.
+    fn begin_stop(&mut self, is_init: bool, i: usize, grace: Duration) {
+        let now = Instant::now();
+        let slot = self.slot_mut(is_init, i);
+        if slot.run.is_none() || slot.stopping.is_some() {
+            return;
+        }
+        slot.stopping = Some(Stopping {
+            deadline: now + grace,
+            kill_at: None,
+            killed: false,
+        });
+        slot.rec.ready = false;
+        let pre_stop = match slot.health.as_mut() {
+            Some(h) => {
+                h.cancel_hook();
+                h.container_stopped();
+                !grace.is_zero() && h.start_hook(HookKind::PreStop, now, Some(grace))
+            }
+            None => false,
+        };
+        if !pre_stop {
+            self.send_stop_signal(is_init, i);
+        }
+    }
+
+    /// Sends the container's stop signal (once); SIGKILL follows when the
+    /// grace period ends, at least [`MIN_GRACE_AFTER_SIGNAL`] later.
+    fn send_stop_signal(&mut self, is_init: bool, i: usize) {
+        let now = Instant::now();
+        let slot = if is_init {
+            &mut self.init[i]
+        } else {
+            &mut self.apps[i]
+        };
+        let Some(st) = slot.stopping.as_mut() else {
+            return;
+        };
+        if st.kill_at.is_some() {
+            return;
+        }
+        if let Some(h) = slot.health.as_mut() {
+            h.cancel_hook();
+        }
+        st.kill_at = Some(st.deadline.max(now + MIN_GRACE_AFTER_SIGNAL));
+        if let Some((r, _)) = &slot.run {
+            let sig = stop_signal(&slot.spec);
+            tracing::info!(container = %slot.spec.name, sig, "stop signal");
+            let _ = self.rt.kill(&r.id, sig, false);
+        }
+    }
+
+    /// Abandons preStop hooks whose grace ran out and SIGKILLs containers past `kill_at`.
+    fn advance_stops(&mut self) {
+        let now = Instant::now();
+        let mut abandon = Vec::new();
+        for (is_init, v) in [(true, &mut self.init), (false, &mut self.apps)] {
+            for (i, s) in v.iter_mut().enumerate() {
+                let Some(st) = s.stopping.as_mut() else {
+                    continue;
+                };
+                match st.kill_at {
+                    None if now >= st.deadline => abandon.push((is_init, i)),
+                    Some(k) if now >= k && !st.killed => {
+                        st.killed = true;
+                        if let Some((r, _)) = &s.run {
+                            tracing::info!(container = %s.spec.name, "grace period over: SIGKILL");
+                            let _ = self.rt.kill(&r.id, libc::SIGKILL, true);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (is_init, i) in abandon {
+            // The hook reports its own failure (timed out) on the next step;
+            // the signal cannot wait for it.
+            self.send_stop_signal(is_init, i);
+        }
+    }
+
     fn signal_all(&self, sig: i32) {
         for s in self.init.iter().chain(self.apps.iter()) {
             if let Some((r, _)) = &s.run {
                 let _ = self.rt.kill(&r.id, sig, true);
             }
         }
+    }
+}
+
+/// A running container (postStart done, or none): Running, probes start.
+fn mark_running(slot: &mut Slot, at: Instant) {
+    match slot.health.as_mut() {
+        Some(h) => {
+            h.container_started(at);
+            slot.rec.started = Some(h.started());
+            slot.rec.ready = h.ready();
+        }
+        None => {
+            // Without probes a running container is started and ready at
+            // once (kubelet: no startup probe → started; no readiness probe → ready).
+            slot.rec.started = Some(slot.spec.startup_probe.is_none());
+            slot.rec.ready =
+                slot.spec.startup_probe.is_none() && slot.spec.readiness_probe.is_none();
+        }
+    }
+}
+
+/// kubelet's hook kind word for messages: Exec, HTTP, Sleep.
+fn hook_kind_name(c: &Container, k: HookKind) -> &'static str {
+    let h = c.lifecycle.as_ref().and_then(|l| match k {
+        HookKind::PostStart => l.post_start.as_ref(),
+        HookKind::PreStop => l.pre_stop.as_ref(),
+    });
+    match h {
+        Some(h) if h.exec.is_some() => "Exec",
+        Some(h) if h.http_get.is_some() => "HTTP",
+        Some(h) if h.sleep.is_some() => "Sleep",
+        _ => "TCP",
     }
 }
 
@@ -576,6 +961,13 @@ fn run_pod_inner(
             })?;
         }
     }
+    let pod_cg = crate::podcgroup::setup(spec, &opts.cgroup_parent, opts.pids_limit)
+        .map_err(SupervisorError::Cgroup);
+    if let Err(e) = pod_cg {
+        drop(sandbox);
+        remove_cgroup(&opts.cgroup_parent);
+        return Err(e);
+    }
     let slot = |c: &Container, kind| Slot {
         spec: c.clone(),
         kind,
@@ -592,6 +984,9 @@ fn run_pod_inner(
         backoff: RestartBackoff::new(opts.backoff_scale),
         restart_due: None,
         done: false,
+        health: None,
+        post_start: None,
+        stopping: None,
     };
     let mut sup = Sup {
         pod,
@@ -633,6 +1028,14 @@ fn run_pod_inner(
         rootfs: extras.rootfs.take(),
         control: extras.control.take(),
         stop: None,
+        netns: sandbox
+            .ns_path(crate::sandbox::NsKind::Net)
+            .map(Path::to_path_buf),
+        failed: None,
+        grace: spec
+            .termination_grace_period_seconds
+            .map(|s| Duration::from_secs(s.max(0) as u64))
+            .unwrap_or(opts.default_grace),
     };
     if let Some(l) = &sup.control {
         let _ = l.set_nonblocking(true);
@@ -684,6 +1087,13 @@ fn supervise(
         .map(|s| Duration::from_secs(s.max(0) as u64))
         .unwrap_or(sup.opts.default_grace);
     let stop_file = sup.dirs.pod_dir.join("stop");
+    let active_deadline = sup
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.active_deadline_seconds)
+        .filter(|s| *s > 0)
+        .map(|s| Duration::from_secs(s as u64));
     let mut next_init = 0usize;
     let mut apps_started = false;
     let mut init_failed = false;
@@ -770,6 +1180,15 @@ fn supervise(
         if sup.stop.is_none() && stop_file.exists() {
             sup.stop = Some(None);
         }
+        if let Some(ads) = active_deadline {
+            if sup.failed.is_none() && sup.stop.is_none() && sup.mono() >= ads {
+                let msg = "Pod was active on the node longer than the specified deadline";
+                tracing::info!("activeDeadlineSeconds reached");
+                sup.failed = Some(("DeadlineExceeded".into(), msg.into()));
+                sup.event(true, "DeadlineExceeded", "", msg.into());
+                sup.stop = Some(None);
+            }
+        }
         // Finished?
         let all_apps_done = apps_started && sup.apps.iter().all(|s| s.done);
         if init_failed || all_apps_done {
@@ -778,7 +1197,9 @@ fn supervise(
         if let Some(g) = sup.stop {
             let grace = g.unwrap_or(grace);
             tracing::info!(?grace, "stopping the pod");
-            sup.message = Some("pod stopped".into());
+            if sup.failed.is_none() {
+                sup.message = Some("pod stopped".into());
+            }
             let running: Vec<(bool, String)> = sup
                 .init
                 .iter()
@@ -795,11 +1216,26 @@ fn supervise(
                     format!("Stopping container {n}"),
                 );
             }
-            sup.signal_all(libc::SIGTERM);
-            let deadline = Instant::now() + grace;
+            // Each container: preStop, stop signal, SIGKILL after the grace
+            // (kubelet's 2 s minimum after the signal).
+            for is_init in [true, false] {
+                let n = if is_init {
+                    sup.init.len()
+                } else {
+                    sup.apps.len()
+                };
+                for i in 0..n {
+                    let s = sup.slot_mut(is_init, i);
+                    s.restart_due = None;
+                    s.done = true;
+                    // A stop already under way (liveness kill) keeps its own timing.
+                    sup.begin_stop(is_init, i, grace);
+                }
+            }
+            let deadline = Instant::now() + grace + MIN_GRACE_AFTER_SIGNAL + Duration::from_secs(5);
             while !sup.running_pids().is_empty() && Instant::now() < deadline {
                 sup.reap();
-                sup.pump_logs(Duration::from_millis(20));
+                sup.poll_all(Duration::from_millis(20));
             }
             sup.signal_all(libc::SIGKILL);
             for s in sup.init.iter_mut().chain(sup.apps.iter_mut()) {
@@ -808,7 +1244,9 @@ fn supervise(
             }
             return Ok(());
         }
-        sup.pump_logs(Duration::from_millis(20));
+        if sup.poll_all(Duration::from_millis(20)) {
+            sup.write_status()?;
+        }
     }
 }
 
