@@ -95,7 +95,8 @@ podman_load_busybox() {
 	local repo
 	repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 	local archive=$PODMAN_DIR/busybox.oci.tar
-	"$repo/scripts/build-busybox-image" --name "$name" --archive "$archive" >/dev/null
+	"$repo/scripts/build-busybox-image" --name "$name" --layout "$PODMAN_DIR/busybox-layout" \
+		--archive "$archive" >/dev/null
 	# podman (4.3) load takes an oci-archive; the ref name annotation names the image.
 	"${PODMAN[@]}" load -q -i "$archive" >/dev/null
 	"${PODMAN[@]}" image exists "$name" ||
