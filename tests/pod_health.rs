@@ -419,3 +419,58 @@ fn active_deadline_fails_the_pod() {
     env.ok(&["delete", "pod", "deadline", "--grace-period", "0"]);
     env.finish();
 }
+
+/// An image with no shell and no tools: only busybox's httpd applet (as
+/// /bin/httpd) and a page. Probes still work: they run from the supervisor.
+fn no_shell_image(env: &PodEnv) -> String {
+    let name = "localhost/podrun-test-noshell:1";
+    let root = env.dir.join("noshell-rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("www")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", root.join("bin/httpd")).unwrap();
+    std::fs::write(root.join("www/index.html"), "no shell here\n").unwrap();
+    let tar = env.dir.join("noshell.tar");
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    env.ok(&["image", "import", tar.to_str().unwrap(), name]);
+    name.to_string()
+}
+
+#[test]
+fn image_without_a_shell_is_probed_by_tcp_and_http() {
+    let env = PodEnv::new("hl-noshell");
+    let image = no_shell_image(&env);
+    let yaml = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: noshell\nspec:\n  containers:\n  - name: web\n    image: {image}\n    imagePullPolicy: Never\n    command: [/bin/httpd, -f, -p, \"8082\", -h, /www]\n    ports: [{{name: http, containerPort: 8082}}]\n    readinessProbe:\n      httpGet: {{path: /index.html, port: http}}\n      periodSeconds: 1\n    livenessProbe:\n      tcpSocket: {{port: http}}\n      periodSeconds: 1\n"
+    );
+    env.create(&yaml, &[]);
+    env.ok(&[
+        "wait",
+        "noshell",
+        "--for=condition=Ready",
+        "--timeout",
+        "30s",
+    ]);
+    let v = env.get("noshell");
+    assert!(!env
+        .run(&["exec", "noshell", "--", "sh", "-c", "true"])
+        .status
+        .success());
+    // Liveness passes too: no restart, no Unhealthy event after Ready.
+    std::thread::sleep(Duration::from_secs(2));
+    let v2 = env.get("noshell");
+    assert_eq!(restarts(&v2, "web"), 0, "{v}");
+    let d = env.ok(&["describe", "pod", "noshell"]);
+    assert!(!d.contains("Liveness probe failed"), "{d}");
+    env.ok(&["delete", "pod", "noshell", "--grace-period", "0"]);
+    let _ = env.run(&["image", "rm", &image]);
+    env.finish();
+}
