@@ -62,6 +62,11 @@ pub enum Command {
 }
 
 fn main() {
+    // A CLI whose reader went away (`podrun state x | grep -q`) ends quietly,
+    // as Unix tools do, instead of panicking on EPIPE. (The pod supervisor
+    // ignores SIGPIPE again for itself.)
+    // SAFETY: setting a signal disposition before any thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     podrun_container::util::trace("main");
     early_seal();
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -63,6 +63,9 @@ pub enum PodCommand {
         /// Namespace (default: the manifest's, else "default")
         #[arg(short = 'n', long)]
         namespace: Option<String>,
+        /// pids.max of each pod's cgroup (0: unlimited)
+        #[arg(long = "pids-limit", default_value_t = podrun_pod::podcgroup::DEFAULT_PIDS_LIMIT)]
+        pids_limit: i64,
     },
     /// List pods, or show one (-o json|yaml|wide|name)
     Get {
@@ -322,6 +325,7 @@ pub fn run(cli: PodCli) -> anyhow::Result<i32> {
             timeout,
             validate,
             namespace,
+            pids_limit,
         } => {
             let f = filename.or(file).ok_or_else(|| {
                 anyhow::anyhow!("create: no manifest given (podrun create -f pod.yaml; for an OCI container: podrun create <id> --bundle DIR)")
@@ -329,6 +333,7 @@ pub fn run(cli: PodCli) -> anyhow::Result<i32> {
             create(
                 g,
                 o,
+                (pids_limit > 0).then_some(pids_limit),
                 &f,
                 wait.as_deref(),
                 parse_duration(&timeout)?,
@@ -568,6 +573,7 @@ fn resolve_images(
 fn create(
     g: &GlobalOpts,
     o: &PodOpts,
+    pids_limit: Option<i64>,
     file: &str,
     wait_for: Option<&str>,
     timeout: Duration,
@@ -671,7 +677,7 @@ fn create(
         .unwrap_or(1.0);
     let mut created = Vec::new();
     for p in prepared {
-        let view = start_pod(g, o, p, backoff_scale)?;
+        let view = start_pod(g, o, p, backoff_scale, pids_limit)?;
         println!("pod/{} created", view.0);
         created.push(view);
     }
@@ -705,6 +711,7 @@ fn start_pod(
     o: &PodOpts,
     p: Prepared,
     backoff_scale: f64,
+    pids_limit: Option<i64>,
 ) -> anyhow::Result<(String, String)> {
     let ns = p.pod.metadata.namespace.clone().unwrap_or_default();
     let name = p.pod.metadata.name.clone().unwrap_or_default();
@@ -732,6 +739,7 @@ fn start_pod(
         cgroup_parent,
         images: p.images,
         backoff_scale,
+        pids_limit,
     };
     let result = (|| -> anyhow::Result<()> {
         podstate::write_json(&dir.join(files::RUN), &run)?;

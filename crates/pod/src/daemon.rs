@@ -390,6 +390,7 @@ pub fn supervise_main(pod_dir: &Path) -> i32 {
     };
     let mut opts = SupervisorOptions::new(run.cgroup_parent.clone());
     opts.backoff_scale = run.backoff_scale;
+    opts.pids_limit = run.pids_limit;
     let extras = Extras {
         ready,
         control: Some(control),

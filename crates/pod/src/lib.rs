@@ -24,6 +24,7 @@ pub mod launch;
 pub mod logs;
 pub mod manifest;
 pub mod names;
+pub mod podcgroup;
 pub mod podstate;
 pub mod probe;
 pub mod quantity;

@@ -66,6 +66,9 @@ pub struct RunInfo {
     pub images: BTreeMap<String, String>,
     /// Restart backoff scale (1.0 = kubelet's 10 s .. 300 s).
     pub backoff_scale: f64,
+    /// pids.max of the pod cgroup (None: unlimited).
+    #[serde(default)]
+    pub pids_limit: Option<i64>,
 }
 
 /// `<root>/pods`.
