@@ -589,3 +589,102 @@ fn post_start_and_pre_stop_hooks() {
         "{ev:?}"
     );
 }
+
+/// HTTPS probe against `openssl s_server -www` with a throw-away self-signed
+/// certificate (not verified, as kubelet does). Host network; skipped without openssl.
+#[test]
+fn https_probe_accepts_a_self_signed_certificate() {
+    let Ok(_) = std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+    else {
+        eprintln!("skipping: no openssl");
+        return;
+    };
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key) = (tmp.path().join("c.pem"), tmp.path().join("k.pem"));
+    let st = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=probe-test",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let server = std::process::Command::new("openssl")
+        .args(["s_server", "-www", "-quiet", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Kill(server);
+    let end = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < end, "openssl s_server did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let c: Container = serde_json::from_value(serde_json::json!({"name": "tls",
+        "readinessProbe": {"httpGet": {"path": "/", "port": port, "scheme": "HTTPS"}, "periodSeconds": 1}}))
+    .unwrap();
+    let mut h = ContainerHealth::new(
+        HealthTarget {
+            state_root: tmp.path().join("none"),
+            container_id: "none".into(),
+            netns: None,
+            pod_ip: "127.0.0.1".into(),
+        },
+        &c,
+    )
+    .unwrap();
+    h.container_started(Instant::now());
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut all = Vec::new();
+    while !h.ready() && Instant::now() < end {
+        let mut fds: Vec<libc::pollfd> = h
+            .poll_fds()
+            .into_iter()
+            .map(|(fd, events)| libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: a valid pollfd array.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 50) };
+        all.extend(h.step(Instant::now()));
+    }
+    assert!(h.ready(), "{all:?}");
+    let last = h.last_run(ProbeKind::Readiness).unwrap();
+    assert_eq!(last.message, "HTTP probe succeeded with statuscode: 200");
+}
