@@ -265,6 +265,66 @@ unsafe fn daemon_child(
     libc::_exit(127);
 }
 
+/// Pure: the read-only private mappings of `exe` in a /proc/self/smaps text
+/// that hold no anonymous (copy-on-write) pages: text (`r-xp`) and read-only
+/// data never written, but not the RELRO segment the loader relocated.
+/// Returns (start, end) pairs.
+pub fn clean_mappings(smaps: &str, exe: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut cur: Option<(usize, usize)> = None;
+    let mut flush = |cur: &mut Option<(usize, usize)>, anon_zero: bool| {
+        if let (Some(c), true) = (cur.take(), anon_zero) {
+            out.push(c);
+        }
+    };
+    for l in smaps.lines() {
+        let mut it = l.split_whitespace();
+        let first = it.next().unwrap_or("");
+        if let Some((a, b)) = first
+            .split_once('-')
+            .filter(|(a, _)| a.chars().all(|c| c.is_ascii_hexdigit()) && !a.is_empty())
+        {
+            // A new mapping header: drop an unfinished one (no Anonymous line seen).
+            cur = None;
+            let perms = it.next().unwrap_or("");
+            let path = it.nth(3).unwrap_or("");
+            if (perms == "r-xp" || perms == "r--p") && path == exe {
+                if let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+                {
+                    cur = Some((a, b));
+                }
+            }
+        } else if first == "Anonymous:" {
+            let anon_zero = it.next() == Some("0");
+            flush(&mut cur, anon_zero);
+        }
+    }
+    out
+}
+
+/// Drops this process's page-table entries for its own program text and
+/// untouched read-only data, so the long-lived supervisor only keeps mapped
+/// (and accounted in RSS/PSS) what it uses from now on; start-up code and
+/// fault-around neighbours go. Only read-only private mappings of the
+/// executable without any copy-on-write page are touched: their pages equal
+/// the file's, so MADV_DONTNEED just refaults them from the page cache on use
+/// (nothing is evicted from the cache).
+pub fn trim_text() {
+    let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
+        return;
+    };
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return;
+    };
+    let exe = exe.to_string_lossy().to_string();
+    for (a, b) in clean_mappings(&smaps, &exe) {
+        // SAFETY: [a, b) is a read-only private file mapping of our own
+        // executable with no anonymous (written) page; MADV_DONTNEED only
+        // drops its PTEs and the next access refaults the same bytes.
+        unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED) };
+    }
+}
+
 /// Image rootfs from the store: a fresh overlay per container start.
 struct StoreRootfs {
     store: podrun_image::Store,
@@ -421,6 +481,27 @@ pub fn supervise_main(pod_dir: &Path) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clean_mappings_skip_relro_and_writable() {
+        let smaps = "55d0a0000000-55d0a0100000 r--p 00000000 00:1f 12 /usr/bin/podrun\n\
+Rss: 100 kB\nAnonymous: 0 kB\n\
+55d0a0100000-55d0a0800000 r-xp 00100000 00:1f 12 /usr/bin/podrun\n\
+Anonymous: 0 kB\n\
+55d0a0800000-55d0a0900000 r--p 00800000 00:1f 12 /usr/bin/podrun\n\
+Anonymous: 400 kB\n\
+55d0a0900000-55d0a0a00000 rw-p 00900000 00:1f 12 /usr/bin/podrun\n\
+Anonymous: 0 kB\n\
+7f0000000000-7f0000100000 r-xp 00000000 00:1f 13 /usr/lib/libc.so.6\n\
+Anonymous: 0 kB\n";
+        assert_eq!(
+            clean_mappings(smaps, "/usr/bin/podrun"),
+            vec![
+                (0x55d0a0000000, 0x55d0a0100000),
+                (0x55d0a0100000, 0x55d0a0800000)
+            ]
+        );
+    }
 
     #[test]
     fn requests_roundtrip() {

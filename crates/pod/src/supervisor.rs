@@ -250,6 +250,8 @@ struct Sup<'a> {
     failed: Option<(String, String)>,
     /// The pod's termination grace period.
     grace: Duration,
+    /// Sum of the containers' [`ContainerHealth::changes`] when probes.json was last written.
+    probe_gen: u64,
 }
 
 impl Sup<'_> {
@@ -637,7 +639,37 @@ impl Sup<'_> {
         }
         let changed = self.step_health();
         self.advance_stops();
+        self.save_probe_reports();
         changed
+    }
+
+    /// Rewrites `<pod_dir>/probes.json` when a probe's result or last outcome changed.
+    fn save_probe_reports(&mut self) {
+        let gen: u64 = self
+            .init
+            .iter()
+            .chain(self.apps.iter())
+            .filter_map(|s| s.health.as_ref())
+            .map(|h| h.changes() + 1)
+            .sum();
+        if gen == self.probe_gen {
+            return;
+        }
+        self.probe_gen = gen;
+        let reports: crate::health::ProbeReports = self
+            .init
+            .iter()
+            .chain(self.apps.iter())
+            .filter_map(|s| {
+                s.health
+                    .as_ref()
+                    .map(|h| (s.spec.name.clone(), h.reports()))
+            })
+            .filter(|(_, r)| !r.is_empty())
+            .collect();
+        if let Err(e) = crate::health::write_probe_reports(&self.dirs.pod_dir, &reports) {
+            tracing::warn!(error = %e, "cannot write probes.json");
+        }
     }
 
     /// Steps every container's probes and hooks and applies kubelet's
@@ -1036,6 +1068,7 @@ fn run_pod_inner(
             .termination_grace_period_seconds
             .map(|s| Duration::from_secs(s.max(0) as u64))
             .unwrap_or(opts.default_grace),
+        probe_gen: 0,
     };
     if let Some(l) = &sup.control {
         let _ = l.set_nonblocking(true);
@@ -1175,6 +1208,8 @@ fn supervise(
                 || sup.init.iter().any(|s| s.run.is_some()))
         {
             report_ready(ready, "ok\n");
+            // Start-up is over: keep only the code the loop runs mapped.
+            crate::daemon::trim_text();
         }
         sup.serve_control();
         if sup.stop.is_none() && stop_file.exists() {
