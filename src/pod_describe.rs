@@ -144,7 +144,37 @@ pub fn probe_line(p: &Probe) -> String {
     )
 }
 
-fn container_block(out: &mut String, c: &Container, st: Option<&ContainerStatus>) {
+/// The last-result line under a probe: published result, last run's outcome, for how long, message.
+pub fn probe_report_line(r: &podrun_pod::health::ProbeReport, now_secs: i64) -> String {
+    let mut s = format!("result={}", r.result);
+    if let Some(ok) = r.last_success {
+        s.push_str(if ok {
+            " last-run=ok"
+        } else {
+            " last-run=failed"
+        });
+        if let Some(since) = r.since {
+            s.push_str(&format!(" for {}s", (now_secs - since).max(0)));
+        }
+    }
+    if let Some(m) = r
+        .message
+        .as_deref()
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+    {
+        let m: String = m.replace(['\n', '\r'], " ").chars().take(200).collect();
+        s.push_str(&format!(": {m}"));
+    }
+    s
+}
+
+fn container_block(
+    out: &mut String,
+    c: &Container,
+    st: Option<&ContainerStatus>,
+    probes: Option<&std::collections::BTreeMap<String, podrun_pod::health::ProbeReport>>,
+) {
     let _ = writeln!(out, "  {}:", c.name);
     let i = "    ";
     let id = st.and_then(|s| s.container_id.clone()).unwrap_or_default();
@@ -219,13 +249,20 @@ fn container_block(out: &mut String, c: &Container, st: Option<&ContainerStatus>
             }
         }
     }
-    for (label, p) in [
-        ("Liveness:", &c.liveness_probe),
-        ("Readiness:", &c.readiness_probe),
-        ("Startup:", &c.startup_probe),
+    let now_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    for (label, key, p) in [
+        ("Liveness:", "liveness", &c.liveness_probe),
+        ("Readiness:", "readiness", &c.readiness_probe),
+        ("Startup:", "startup", &c.startup_probe),
     ] {
         if let Some(p) = p {
             let _ = writeln!(out, "{i}{label:<16}{}", probe_line(p));
+            if let Some(r) = probes.and_then(|m| m.get(key)) {
+                let _ = writeln!(out, "{i}  Last result:  {}", probe_report_line(r, now_secs));
+            }
         }
     }
     let env = c.env.as_deref().unwrap_or_default();
@@ -364,6 +401,7 @@ pub fn describe(v: &PodView) -> String {
     };
     line(&mut out, "Supervisor", &sup);
     line(&mut out, "State Dir", &v.dir.display().to_string());
+    let probes = podrun_pod::health::read_probe_reports(&v.dir);
     let find = |list: &Option<Vec<ContainerStatus>>, n: &str| {
         list.iter().flatten().find(|s| s.name == n).cloned()
     };
@@ -374,12 +412,18 @@ pub fn describe(v: &PodView) -> String {
                 &mut out,
                 c,
                 find(&st.init_container_statuses, &c.name).as_ref(),
+                probes.get(&c.name),
             );
         }
     }
     out.push_str("Containers:\n");
     for c in &spec.containers {
-        container_block(&mut out, c, find(&st.container_statuses, &c.name).as_ref());
+        container_block(
+            &mut out,
+            c,
+            find(&st.container_statuses, &c.name).as_ref(),
+            probes.get(&c.name),
+        );
     }
     out.push_str("Conditions:\n");
     let mut rows = vec![vec!["  Type".to_string(), "Status".to_string()]];

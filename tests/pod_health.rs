@@ -153,7 +153,10 @@ fn tcp_readiness_on_a_late_port_and_wait_for_ready() {
     describe_until(
         &env,
         "tcp",
-        &["Readiness probe failed: dial tcp 127.0.0.1:8081"],
+        &[
+            "Readiness probe failed: dial tcp 127.0.0.1:8081",
+            "Last result:  result=Success last-run=ok",
+        ],
     );
     assert_eq!(restarts(&env.get("tcp"), "web"), 0);
     env.ok(&["delete", "pod", "tcp", "--grace-period", "1"]);

@@ -271,6 +271,46 @@ pub struct LastRun {
     pub at: Instant,
     pub success: bool,
     pub message: String,
+    /// Wall-clock time since which runs have had this outcome and message.
+    pub since: std::time::SystemTime,
+}
+
+/// A probe's state for `describe` (`<pod_dir>/probes.json`, keyed by
+/// container then `liveness`/`readiness`/`startup`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProbeReport {
+    /// Published result: Success, Failure or Unknown.
+    pub result: String,
+    /// The last run's outcome, if any run finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Unix seconds since which runs have had this outcome and message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<i64>,
+}
+
+/// The file the supervisor keeps probe reports in, under the pod dir.
+pub const PROBES_FILE: &str = "probes.json";
+
+/// Container name → probe name → report.
+pub type ProbeReports =
+    std::collections::BTreeMap<String, std::collections::BTreeMap<String, ProbeReport>>;
+
+/// Reads `<pod_dir>/probes.json` (empty if missing or unreadable).
+pub fn read_probe_reports(pod_dir: &std::path::Path) -> ProbeReports {
+    std::fs::read(pod_dir.join(PROBES_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Writes `<pod_dir>/probes.json` atomically.
+pub fn write_probe_reports(pod_dir: &std::path::Path, r: &ProbeReports) -> std::io::Result<()> {
+    let tmp = pod_dir.join("probes.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(r).expect("json"))?;
+    std::fs::rename(&tmp, pod_dir.join(PROBES_FILE))
 }
 
 struct ProbeSlot {
@@ -311,6 +351,8 @@ pub struct ContainerHealth {
     started_at: Option<Instant>,
     probes: Vec<ProbeSlot>,
     hook: Option<HookSlot>,
+    /// Bumped when a report changes (a published result, or a run's outcome/message).
+    changes: u64,
 }
 
 impl std::fmt::Debug for ContainerHealth {
@@ -357,6 +399,7 @@ impl ContainerHealth {
             started_at: None,
             probes,
             hook: None,
+            changes: 0,
         })
     }
 
@@ -374,6 +417,7 @@ impl ContainerHealth {
             }
             p.worker.new_container();
         }
+        self.changes += 1;
         self.started_at = Some(started_at);
     }
 
@@ -386,6 +430,7 @@ impl ContainerHealth {
             }
             p.worker.new_container();
         }
+        self.changes += 1;
         self.started_at = None;
     }
 
@@ -599,11 +644,7 @@ impl ContainerHealth {
                             message: format!("{name} probe warning: {w}"),
                         });
                     }
-                    p.last = Some(LastRun {
-                        at: now,
-                        success: true,
-                        message: message.clone(),
-                    });
+                    set_last(p, &mut self.changes, now, true, message.clone());
                     ProbeResult::Success
                 }
                 Outcome::Failure(m) => {
@@ -611,11 +652,7 @@ impl ContainerHealth {
                         kind,
                         message: format!("{name} probe failed: {m}"),
                     });
-                    p.last = Some(LastRun {
-                        at: now,
-                        success: false,
-                        message: m.clone(),
-                    });
+                    set_last(p, &mut self.changes, now, false, m.clone());
                     ProbeResult::Failure
                 }
                 Outcome::Error(m) => {
@@ -624,11 +661,7 @@ impl ContainerHealth {
                         kind,
                         message: format!("{name} probe errored: {m}"),
                     });
-                    p.last = Some(LastRun {
-                        at: now,
-                        success: false,
-                        message: m.clone(),
-                    });
+                    set_last(p, &mut self.changes, now, false, m.clone());
                     ProbeResult::Unknown
                 }
             };
@@ -637,6 +670,7 @@ impl ContainerHealth {
                 continue;
             }
             if let Some((result, action)) = p.worker.record(raw, rel(now)) {
+                self.changes += 1;
                 ev.push(HealthEvent::Result {
                     kind,
                     result,
@@ -645,6 +679,61 @@ impl ContainerHealth {
             }
         }
         ev
+    }
+}
+
+fn set_last(p: &mut ProbeSlot, changes: &mut u64, now: Instant, success: bool, message: String) {
+    let same = p
+        .last
+        .as_ref()
+        .is_some_and(|l| l.success == success && l.message == message);
+    let since = match &p.last {
+        Some(l) if same => l.since,
+        _ => {
+            *changes += 1;
+            std::time::SystemTime::now()
+        }
+    };
+    p.last = Some(LastRun {
+        at: now,
+        success,
+        message,
+        since,
+    });
+}
+
+impl ContainerHealth {
+    /// A counter bumped whenever [`ContainerHealth::reports`] would change.
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    /// Reports of every probe, keyed `liveness`/`readiness`/`startup`.
+    pub fn reports(&self) -> std::collections::BTreeMap<String, ProbeReport> {
+        self.probes
+            .iter()
+            .map(|p| {
+                let key = match p.worker.kind {
+                    ProbeKind::Liveness => "liveness",
+                    ProbeKind::Readiness => "readiness",
+                    ProbeKind::Startup => "startup",
+                };
+                (
+                    key.to_string(),
+                    ProbeReport {
+                        result: format!("{:?}", p.worker.result()),
+                        last_success: p.last.as_ref().map(|l| l.success),
+                        message: p.last.as_ref().map(|l| l.message.clone()),
+                        since: p.last.as_ref().and_then(|l| {
+                            l.since
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .ok()
+                                .map(|d| d.as_secs() as i64)
+                        }),
+                    },
+                )
+            })
+            .collect()
     }
 }
 
