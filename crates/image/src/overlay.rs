@@ -213,7 +213,10 @@ fn mount_overlay(
         }
         // Kernels before 6.8 have no "lowerdir+" key (overlayfs refuses the superblock with
         // EINVAL, e.g. Debian 12's 6.1): mount(2) with one lowerdir= string instead.
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+        Err(e)
+            if e.raw_os_error() == Some(libc::EINVAL)
+                || e.kind() == io::ErrorKind::InvalidInput =>
+        {
             mount_legacy(lowers, upper, work, target, read_only).map_err(|legacy| Error::Mount {
                 path: target.to_path_buf(),
                 reason: format!("{e}; and with mount(2): {legacy}"),
