@@ -190,7 +190,14 @@ struct Slot {
     post_start: Option<(Option<String>, Timestamp)>,
     /// The container is being stopped (preStop, stop signal, SIGKILL).
     stopping: Option<Stopping>,
+    /// pidfd of the running container's init: polled, so an exit wakes the loop.
+    pidfd: Option<OwnedFd>,
 }
+
+/// The longest the supervisor's loop sleeps when nothing is due: a stop file
+/// (`request_stop`) is noticed within this time; everything else (container
+/// exits, probe runs and deadlines, control connections, logs) wakes it.
+const IDLE_WAKE: Duration = Duration::from_millis(500);
 
 /// A container being stopped with kubelet's sequence: preStop (within the
 /// grace period), the stop signal, SIGKILL when the grace runs out (at least
@@ -401,6 +408,7 @@ impl Sup<'_> {
             Ok(r) => {
                 tracing::info!(container = %name, pid = r.pid, "container started");
                 slot.rec.image_id = img_id;
+                slot.pidfd = podrun_container::util::pidfd_open(r.pid);
                 slot.run = Some((r, t));
                 slot.stopping = None;
                 if slot.health.is_none() && needs_health(&slot.spec) {
@@ -484,6 +492,7 @@ impl Sup<'_> {
                 h.container_stopped();
             }
             slot.stopping = None;
+            slot.pidfd = None;
             let _ = drain(&mut r.pumps, Duration::from_secs(2));
             let oom = oom_killed(&format!("{}/{}", self.opts.cgroup_parent, slot.spec.name));
             let _ = rt.delete(&r.id, true);
@@ -594,7 +603,21 @@ impl Sup<'_> {
         let now = Instant::now();
         let mut fds: Vec<libc::pollfd> = Vec::new();
         let mut wake = now + max;
+        if let Some(l) = &self.control {
+            fds.push(libc::pollfd {
+                fd: std::os::fd::AsRawFd::as_raw_fd(l),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
         for s in self.init.iter().chain(self.apps.iter()) {
+            if let Some(fd) = &s.pidfd {
+                fds.push(libc::pollfd {
+                    fd: std::os::fd::AsRawFd::as_raw_fd(fd),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
             if let Some((r, _)) = &s.run {
                 for p in r.pumps.iter().filter(|p| !p.is_eof()) {
                     fds.push(libc::pollfd {
@@ -1019,6 +1042,7 @@ fn run_pod_inner(
         health: None,
         post_start: None,
         stopping: None,
+        pidfd: None,
     };
     let mut sup = Sup {
         pod,
@@ -1158,6 +1182,7 @@ fn supervise(
         }
         // Restarts whose backoff expired.
         let mono = sup.mono();
+        let mut next_wake = IDLE_WAKE;
         for is_init in [true, false] {
             let n = if is_init {
                 sup.init.len()
@@ -1177,7 +1202,8 @@ fn supervise(
                         sup.start(is_init, i, &ctx)?;
                         changed = true;
                     }
-                    BackoffDecision::Wait(_) => {
+                    BackoffDecision::Wait(left) => {
+                        next_wake = next_wake.min(left);
                         if !matches!(s.rec.state, crate::status::State::Waiting { .. }) {
                             let msg =
                                 format!("back-off restarting failed container {}", s.spec.name);
@@ -1279,7 +1305,14 @@ fn supervise(
             }
             return Ok(());
         }
-        if sup.poll_all(Duration::from_millis(20)) {
+        if let Some(ads) = active_deadline {
+            next_wake = next_wake.min(ads.saturating_sub(sup.mono()));
+        }
+        // Something changed: loop again at once (the next init container, ...).
+        if changed {
+            next_wake = Duration::ZERO;
+        }
+        if sup.poll_all(next_wake) {
             sup.write_status()?;
         }
     }
