@@ -429,6 +429,25 @@ pub fn host_devices() -> Vec<Value> {
     out
 }
 
+/// The capabilities this process holds (permitted ∩ bounding), by name.
+pub fn current_capabilities() -> Vec<String> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let mask = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(0)
+    };
+    let m = mask("CapPrm:") & mask("CapBnd:");
+    crate::security::ALL_CAPABILITIES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| m & (1u64 << i) != 0)
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
 /// Writes `<pod_dir>/bundles/<container>/config.json`; returns the bundle dir.
 /// Before that, creates missing subPath directories (with the volume's mode)
 /// and, for a privileged container, lists the host's devices into the spec.
@@ -453,6 +472,21 @@ pub fn write_bundle(
     let host_users = ctx.pod.spec.as_ref().and_then(|s| s.host_users) != Some(false);
     if privileged && host_users {
         spec["linux"]["devices"] = json!(host_devices());
+    }
+    let adds_all = c
+        .security_context
+        .as_ref()
+        .and_then(|s| s.capabilities.as_ref())
+        .and_then(|c| c.add.as_ref())
+        .is_some_and(|a| a.iter().any(|x| x.trim().eq_ignore_ascii_case("ALL")));
+    if privileged || adds_all {
+        // containerd: "all" means the capabilities the runtime itself holds (cap.Current()).
+        let current = current_capabilities();
+        for set in ["bounding", "effective", "permitted"] {
+            if let Some(a) = spec["process"]["capabilities"][set].as_array_mut() {
+                a.retain(|c| c.as_str().is_some_and(|c| current.iter().any(|x| x == c)));
+            }
+        }
     }
     let dir = ctx.pod_dir.join("bundles").join(&c.name);
     std::fs::create_dir_all(&dir).map_err(io("create bundle dir", &dir))?;

@@ -206,3 +206,601 @@ fn two_containers_share_netns_and_emptydir() {
 fn log_path_of(root: &Path, uid: &str, c: &str) -> PathBuf {
     container_log_path(root, "default", "web", uid, c, 0)
 }
+
+// ---------------------------------------------------------------------------
+// securityContext and volumes, seen from inside real containers.
+// ---------------------------------------------------------------------------
+
+use podrun_pod::launch::{unmount_pod_volumes, LaunchError};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+/// A busybox root with the applets these tests use.
+fn busybox_root(dir: &Path) -> PathBuf {
+    if dir.join("bin/busybox").exists() {
+        return dir.to_path_buf();
+    }
+    for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "data"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
+    for a in [
+        "sh", "id", "ls", "cat", "grep", "touch", "echo", "test", "stat", "mkdir",
+    ] {
+        std::os::unix::fs::symlink("busybox", dir.join("bin").join(a)).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+/// One pod under test: its state dir, sandbox, containers. Everything is torn
+/// down on drop (also when an assertion failed); [`Harness::finish`] also
+/// asserts that nothing was left behind.
+struct Harness {
+    tmp: tempfile::TempDir,
+    uniq: String,
+    pod: Pod,
+    pod_dir: PathBuf,
+    cg_parent: String,
+    rt: podrun_container::Runtime,
+    sb: Option<Sandbox>,
+    started: Vec<(String, i32)>,
+    cleaned: bool,
+}
+
+impl Harness {
+    fn new(spec: serde_json::Value) -> Harness {
+        // SAFETY: plain prctl; makes orphaned container inits our children.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        let tmp = tempfile::Builder::new()
+            .prefix("podrun-launch-")
+            .tempdir()
+            .unwrap();
+        let uniq = format!(
+            "{}-{}",
+            std::process::id(),
+            tmp.path().file_name().unwrap().to_string_lossy()
+        );
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "sec", "namespace": "default", "uid": uniq},
+            "spec": spec,
+        }))
+        .unwrap();
+        Harness {
+            pod_dir: tmp.path().join("pod"),
+            cg_parent: format!("podrun-launch-test-{uniq}"),
+            rt: podrun_container::Runtime::in_process(&tmp.path().join("state")),
+            tmp,
+            uniq,
+            pod,
+            sb: None,
+            started: Vec::new(),
+            cleaned: false,
+        }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.tmp.path().join(rel)
+    }
+
+    fn prepare(&self) -> Result<(), LaunchError> {
+        write_pod_files(&self.pod, &self.pod_dir)
+    }
+
+    /// Runs app container `i` to completion: (exit code, its output lines).
+    fn run(&mut self, i: usize, image: &ImageProcess) -> Result<(i32, Vec<String>), LaunchError> {
+        if self.sb.is_none() {
+            self.sb = Some(
+                Sandbox::start(&SandboxConfig {
+                    hostname: "sec".into(),
+                    host_network: false,
+                    host_ipc: false,
+                    share_pid: false,
+                    ns_dir: self.pod_dir.join("ns"),
+                })
+                .expect("sandbox"),
+            );
+        }
+        let c = self.pod.spec.as_ref().unwrap().containers[i].clone();
+        let rf = busybox_root(&self.tmp.path().join(format!("rootfs-{}", c.name)));
+        let ctx = LaunchContext {
+            pod: &self.pod,
+            pod_dir: &self.pod_dir,
+            namespaces: self.sb.as_ref().unwrap().namespaces(),
+            cgroup_parent: &self.cg_parent,
+            machine_memory: 1 << 30,
+        };
+        let bundle = write_bundle(&ctx, &c, image, &rf)?;
+        let log = container_log_path(
+            &self.tmp.path().join("logs"),
+            "default",
+            "sec",
+            &self.uniq,
+            &c.name,
+            0,
+        );
+        let id = format!("{}-{}", self.uniq, c.name);
+        let mut r = start_container(&self.rt, &id, &bundle, &log)?;
+        self.started.push((id, r.pid));
+        assert!(
+            podrun_pod::logs::drain(&mut r.pumps, std::time::Duration::from_secs(20)).unwrap(),
+            "container {} did not close its output",
+            c.name
+        );
+        let code = wait_exit(r.pid);
+        self.started.last_mut().unwrap().1 = 0; // reaped
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines = text
+            .lines()
+            .map(|l| {
+                String::from_utf8(parse_line(l.as_bytes()).expect("CRI line").content).unwrap()
+            })
+            .collect();
+        Ok((code, lines))
+    }
+
+    fn cleanup(&mut self) {
+        if self.cleaned {
+            return;
+        }
+        self.cleaned = true;
+        for (id, pid) in std::mem::take(&mut self.started) {
+            if pid > 0 {
+                let _ = self.rt.kill(&id, libc::SIGKILL, true);
+                let mut st = 0;
+                // SAFETY: reaping our own (or reparented) child.
+                unsafe { libc::waitpid(pid, &mut st, 0) };
+            }
+            let _ = self.rt.delete(&id, true);
+        }
+        let _ = unmount_pod_volumes(&self.pod, &self.pod_dir);
+        if let Some(sb) = self.sb.take() {
+            let _ = sb.teardown();
+        }
+        for d in cgroup_dirs(&self.cg_parent) {
+            remove_tree(&d);
+        }
+    }
+
+    /// Tears down and asserts no mount, cgroup or state is left.
+    fn finish(mut self) {
+        let pids: Vec<i32> = self.started.iter().map(|s| s.1).collect();
+        self.cleanup();
+        let left = mounted_under(self.tmp.path());
+        assert!(left.is_empty(), "mounts left: {left:?}");
+        assert!(cgroup_dirs(&self.cg_parent).is_empty(), "cgroups left");
+        for p in pids.into_iter().filter(|p| *p > 0) {
+            assert!(std::fs::read_to_string(format!("/proc/{p}/stat")).is_err());
+        }
+        let state: Vec<_> = std::fs::read_dir(self.tmp.path().join("state"))
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(state.is_empty(), "container state left: {state:?}");
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
+
+fn cap_line(lines: &[String], key: &str) -> u64 {
+    let l = lines
+        .iter()
+        .find(|l| l.starts_with(key))
+        .unwrap_or_else(|| panic!("no {key} in {lines:?}"));
+    u64::from_str_radix(l.split_whitespace().nth(1).unwrap(), 16).unwrap()
+}
+
+fn cap_mask(names: &[&str]) -> u64 {
+    names
+        .iter()
+        .map(|n| {
+            let i = podrun_pod::security::ALL_CAPABILITIES
+                .iter()
+                .position(|c| c == n)
+                .unwrap();
+            1u64 << i
+        })
+        .fold(0, |a, b| a | b)
+}
+
+#[test]
+fn run_as_user_and_fs_group_seen_inside() {
+    if !is_root() {
+        eprintln!("skipping: needs root");
+        return;
+    }
+    let mut h = Harness::new(serde_json::json!({
+        "securityContext": {"runAsUser": 1000, "runAsGroup": 3000, "fsGroup": 2000,
+                            "supplementalGroups": [4000]},
+        "volumes": [{"name": "data", "emptyDir": {}}],
+        "containers": [{"name": "c", "image": "busybox",
+            "command": ["sh", "-c", "id; ls -lnd /data; touch /data/f && ls -ln /data/f; grep -E '^Cap(Eff|Bnd)' /proc/self/status"],
+            "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]
+    }));
+    h.prepare().unwrap();
+    let host = h.pod_dir.join("volumes/data");
+    let m = std::fs::metadata(&host).unwrap();
+    assert_eq!((m.uid(), m.gid()), (0, 2000));
+    assert_eq!(
+        m.permissions().mode() & 0o7777,
+        0o2777,
+        "kubelet: 0777 + setgid"
+    );
+    let (code, out) = h.run(0, &ImageProcess::default()).unwrap();
+    assert_eq!(code, 0, "{out:?}");
+    assert!(out[0].starts_with("uid=1000 gid=3000 groups="), "{out:?}");
+    let groups = out[0].split("groups=").nth(1).unwrap();
+    assert!(
+        groups.contains("2000") && groups.contains("4000"),
+        "{out:?}"
+    );
+    let dir: Vec<&str> = out[1].split_whitespace().collect();
+    assert_eq!(&dir[..1], &["drwxrwsrwx"], "{out:?}");
+    assert_eq!(&dir[2..4], &["0", "2000"], "{out:?}");
+    let file: Vec<&str> = out[2].split_whitespace().collect();
+    assert_eq!(
+        &file[2..4],
+        &["1000", "2000"],
+        "setgid dir gives its group: {out:?}"
+    );
+    assert_eq!(cap_line(&out, "CapEff:"), 0, "non-root: no effective caps");
+    assert_eq!(
+        cap_line(&out, "CapBnd:"),
+        cap_mask(&podrun_pod::security::DEFAULT_CAPABILITIES)
+    );
+    h.finish();
+}
+
+#[test]
+fn no_new_privs_only_when_escalation_is_disallowed() {
+    if !is_root() {
+        eprintln!("skipping: needs root");
+        return;
+    }
+    let script = "grep NoNewPrivs /proc/self/status";
+    let mut h = Harness::new(serde_json::json!({
+        "containers": [
+            {"name": "strict", "image": "busybox", "command": ["sh", "-c", script],
+             "securityContext": {"allowPrivilegeEscalation": false}},
+            {"name": "default", "image": "busybox", "command": ["sh", "-c", script]}]
+    }));
+    h.prepare().unwrap();
+    let (code, out) = h.run(0, &ImageProcess::default()).unwrap();
+    assert_eq!((code, out), (0, vec!["NoNewPrivs:\t1".to_string()]));
+    let (code, out) = h.run(1, &ImageProcess::default()).unwrap();
+    assert_eq!((code, out), (0, vec!["NoNewPrivs:\t0".to_string()]));
+    h.finish();
+}
+
+#[test]
+fn capabilities_add_drop_and_privileged() {
+    if !is_root() {
+        eprintln!("skipping: needs root");
+        return;
+    }
+    let script = "grep -E '^Cap(Eff|Bnd|Amb)' /proc/self/status; grep ' /sys ' /proc/mounts; ls /dev; echo masked=$(grep -c ' /proc/keys ' /proc/mounts); true";
+    let mut h = Harness::new(serde_json::json!({
+        "containers": [
+            {"name": "adddrop", "image": "busybox", "command": ["sh", "-c", script],
+             "securityContext": {"capabilities": {"add": ["NET_ADMIN", "CAP_SYS_TIME"], "drop": ["chown", "KILL"]}}},
+            {"name": "dropall", "image": "busybox", "command": ["sh", "-c", script],
+             "securityContext": {"capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]}}},
+            {"name": "priv", "image": "busybox", "command": ["sh", "-c", script],
+             "securityContext": {"privileged": true}}]
+    }));
+    h.prepare().unwrap();
+    let (code, out) = h.run(0, &ImageProcess::default()).unwrap();
+    assert_eq!(code, 0, "{out:?}");
+    let mut want: Vec<&str> = podrun_pod::security::DEFAULT_CAPABILITIES
+        .iter()
+        .copied()
+        .filter(|c| *c != "CAP_CHOWN" && *c != "CAP_KILL")
+        .collect();
+    want.extend(["CAP_NET_ADMIN", "CAP_SYS_TIME"]);
+    assert_eq!(cap_line(&out, "CapEff:"), cap_mask(&want), "{out:?}");
+    assert_eq!(cap_line(&out, "CapBnd:"), cap_mask(&want), "{out:?}");
+    assert_eq!(cap_line(&out, "CapAmb:"), 0);
+    let sys = out.iter().find(|l| l.contains(" /sys ")).unwrap();
+    assert!(
+        sys.contains(" ro,"),
+        "unprivileged /sys is read-only: {sys}"
+    );
+    assert!(out.iter().any(|l| l == "masked=1"), "{out:?}");
+
+    let (code, out) = h.run(1, &ImageProcess::default()).unwrap();
+    assert_eq!(code, 0, "{out:?}");
+    assert_eq!(
+        cap_line(&out, "CapEff:"),
+        cap_mask(&["CAP_NET_BIND_SERVICE"])
+    );
+    assert_eq!(
+        cap_line(&out, "CapBnd:"),
+        cap_mask(&["CAP_NET_BIND_SERVICE"])
+    );
+
+    let (code, out) = h.run(2, &ImageProcess::default()).unwrap();
+    assert_eq!(code, 0, "{out:?}");
+    // "All" is what the runtime itself holds (this VM withholds CAP_SYS_RESOURCE, say).
+    let current = podrun_pod::launch::current_capabilities();
+    let all = cap_mask(&current.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(current.len() >= 38, "{current:?}");
+    assert_eq!(cap_line(&out, "CapEff:"), all, "{out:?}");
+    assert_eq!(cap_line(&out, "CapBnd:"), all, "{out:?}");
+    let sys = out.iter().find(|l| l.contains(" /sys ")).unwrap();
+    assert!(sys.contains(" rw,"), "privileged /sys is writable: {sys}");
+    // Host devices are there (a default container has only null, zero, full, random, urandom, tty).
+    let host_dev = ["kmsg", "loop-control", "mem", "tty0"]
+        .into_iter()
+        .find(|d| Path::new("/dev").join(d).exists())
+        .expect("a host device to look for");
+    assert!(
+        out.iter().any(|l| l == host_dev),
+        "/dev/{host_dev} missing: {out:?}"
+    );
+    assert!(
+        out.iter().any(|l| l == "masked=0"),
+        "no masked paths: {out:?}"
+    );
+    h.finish();
+}
+
+#[test]
+fn read_only_root_filesystem_refuses_writes() {
+    if !is_root() {
+        eprintln!("skipping: needs root");
+        return;
+    }
+    let mut h = Harness::new(serde_json::json!({
+        "volumes": [{"name": "scratch", "emptyDir": {}}],
+        "containers": [{"name": "c", "image": "busybox",
+            "command": ["sh", "-c", "touch /x 2>&1; touch /scratch/ok && echo volume-writable"],
+            "securityContext": {"readOnlyRootFilesystem": true},
+            "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]}]
+    }));
+    h.prepare().unwrap();
+    let (code, out) = h.run(0, &ImageProcess::default()).unwrap();
+    assert_eq!(code, 0, "{out:?}");
+    assert!(out[0].contains("Read-only file system"), "{out:?}");
+    assert_eq!(out[1], "volume-writable");
+    assert!(h.pod_dir.join("volumes/scratch/ok").exists());
+    h.finish();
+}
+
+#[test]
+fn run_as_non_root_refuses_a_root_image() {
+    if !is_root() {
+        eprintln!("skipping: needs root");
+        return;
+    }
+    let mut h = Harness::new(serde_json::json!({
+        "securityContext": {"runAsNonRoot": true},
+        "containers": [
+            {"name": "root", "image": "busybox", "command": ["id", "-u"]},
+            {"name": "ok", "image": "busybox", "command": ["id", "-u"]}]
+    }));
+    h.prepare().unwrap();
+    let e = h.run(0, &ImageProcess::default()).unwrap_err();
+    assert!(e.is_config_error());
+    let want = format!(
+        "container has runAsNonRoot and image will run as root (pod: \"default/sec\", container: root)"
+    );
+    assert_eq!(e.to_string(), want);
+    let e = h
+        .run(
+            0,
+            &ImageProcess {
+                user: Some("0:0".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(e.to_string(), want);
+    assert!(h.started.is_empty(), "nothing was started");
+    // An image USER that is not root passes the check.
+    let img = ImageProcess {
+        user: Some("1234".into()),
+        ..Default::default()
+    };
+    assert_eq!(h.run(1, &img).unwrap(), (0, vec!["1234".to_string()]));
+    h.finish();
+}
+
+#[test]
+fn memory_empty_dir_is_a_sized_tmpfs_shared_by_containers() {
+    if !is_root() {
+        eprintln!("skipping: needs root");
+        return;
+    }
+    let mut h = Harness::new(serde_json::json!({
+        "volumes": [{"name": "cache", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}],
+        "containers": [
+            {"name": "writer", "image": "busybox",
+             "command": ["sh", "-c", "grep ' /cache ' /proc/mounts; echo shared > /cache/note"],
+             "volumeMounts": [{"name": "cache", "mountPath": "/cache"}]},
+            {"name": "reader", "image": "busybox", "command": ["cat", "/cache/note"],
+             "volumeMounts": [{"name": "cache", "mountPath": "/cache"}]}]
+    }));
+    h.prepare().unwrap();
+    h.prepare().unwrap(); // idempotent: no second tmpfs on top
+    let vol = h.pod_dir.join("volumes/cache");
+    assert_eq!(mounted_under(&vol).len(), 1, "{:?}", mounted_under(&vol));
+    let (code, out) = h.run(0, &ImageProcess::default()).unwrap();
+    assert_eq!(code, 0, "{out:?}");
+    let m: Vec<&str> = out[0].split_whitespace().collect();
+    assert_eq!(&m[..3], &["tmpfs", "/cache", "tmpfs"], "{out:?}");
+    assert!(m[3].split(',').any(|o| o == "size=16384k"), "{out:?}");
+    assert_eq!(
+        h.run(1, &ImageProcess::default()).unwrap(),
+        (0, vec!["shared".to_string()])
+    );
+    unmount_pod_volumes(&h.pod, &h.pod_dir).unwrap();
+    assert!(mounted_under(&vol).is_empty());
+    unmount_pod_volumes(&h.pod, &h.pod_dir).unwrap(); // again: nothing to do
+    h.finish();
+}
+
+#[test]
+fn host_path_types_create_and_refuse() {
+    if !is_root() {
+        eprintln!("skipping: needs root");
+        return;
+    }
+    let base = tempfile::Builder::new()
+        .prefix("podrun-hostpath-")
+        .tempdir()
+        .unwrap();
+    let b = base.path();
+    std::fs::write(b.join("a-file"), "x\n").unwrap();
+    let newdir = b.join("made/dir");
+    let newfile = b.join("made/sub/file.txt");
+    let mut h = Harness::new(serde_json::json!({
+        "volumes": [
+            {"name": "d", "hostPath": {"path": newdir, "type": "DirectoryOrCreate"}},
+            {"name": "f", "hostPath": {"path": newfile, "type": "FileOrCreate"}},
+            {"name": "n", "hostPath": {"path": "/dev/null", "type": "CharDevice"}},
+            {"name": "e", "hostPath": {"path": b.join("a-file"), "type": "File"}}],
+        "containers": [{"name": "c", "image": "busybox",
+            "command": ["sh", "-c", "echo into-dir > /hd/x && echo into-file > /hf && cat /he && test -c /hn && echo chardev"],
+            "volumeMounts": [{"name": "d", "mountPath": "/hd"}, {"name": "f", "mountPath": "/hf"},
+                             {"name": "n", "mountPath": "/hn"}, {"name": "e", "mountPath": "/he", "readOnly": true}]}]
+    }));
+    h.prepare().unwrap();
+    let md = std::fs::metadata(&newdir).unwrap();
+    assert!(md.is_dir());
+    assert_eq!(md.permissions().mode() & 0o777, 0o755);
+    let mf = std::fs::metadata(&newfile).unwrap();
+    assert!(mf.is_file());
+    assert_eq!(mf.permissions().mode() & 0o777, 0o644);
+    let (code, out) = h.run(0, &ImageProcess::default()).unwrap();
+    assert_eq!(code, 0, "{out:?}");
+    assert_eq!(out, vec!["x", "chardev"]);
+    assert_eq!(
+        std::fs::read_to_string(newdir.join("x")).unwrap(),
+        "into-dir\n"
+    );
+    assert_eq!(std::fs::read_to_string(&newfile).unwrap(), "into-file\n");
+    h.finish();
+
+    // Refusals, with kubelet's messages naming the volume and the path.
+    let sock = b.join("sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let cases = [
+        (b.join("a-file"), "Directory", "is not a directory"),
+        (b.join("a-file"), "DirectoryOrCreate", "is not a directory"),
+        (b.join("missing"), "File", "is not a file"),
+        (b.to_path_buf(), "FileOrCreate", "is not a file"),
+        (b.to_path_buf(), "Socket", "is not a socket file"),
+        (
+            PathBuf::from("/dev/null"),
+            "BlockDevice",
+            "is not a block device",
+        ),
+        (b.join("a-file"), "CharDevice", "is not a character device"),
+    ];
+    for (path, kind, what) in cases {
+        let h = Harness::new(serde_json::json!({
+            "volumes": [{"name": "ok", "emptyDir": {}},
+                        {"name": "bad", "hostPath": {"path": path, "type": kind}}],
+            "containers": [{"name": "c", "image": "busybox"}]
+        }));
+        let e = h.prepare().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "spec.volumes[1]: MountVolume.SetUp failed for volume \"bad\" : hostPath type check failed: {} {what}",
+                path.display()
+            )
+        );
+        h.finish();
+    }
+    // A socket is accepted as Socket.
+    let h = Harness::new(serde_json::json!({
+        "volumes": [{"name": "s", "hostPath": {"path": sock, "type": "Socket"}}],
+        "containers": [{"name": "c", "image": "busybox"}]
+    }));
+    h.prepare().unwrap();
+    h.finish();
+    assert!(!b.join("missing").exists());
+}
+
+#[test]
+fn sub_path_mounts_a_created_subdirectory() {
+    if !is_root() {
+        eprintln!("skipping: needs root");
+        return;
+    }
+    let hostdir = tempfile::Builder::new()
+        .prefix("podrun-subpath-")
+        .tempdir()
+        .unwrap();
+    std::fs::create_dir_all(hostdir.path().join("conf")).unwrap();
+    std::fs::write(hostdir.path().join("conf/app.conf"), "k=v\n").unwrap();
+    let mut h = Harness::new(serde_json::json!({
+        "securityContext": {"fsGroup": 2000},
+        "volumes": [{"name": "v", "emptyDir": {}},
+                    {"name": "h", "hostPath": {"path": hostdir.path()}}],
+        "containers": [
+            {"name": "writer", "image": "busybox",
+             "command": ["sh", "-c", "echo deep > /sub/file && cat /etc/app/app.conf && ls /sub"],
+             "env": [{"name": "WHO", "value": "writer"}],
+             "volumeMounts": [{"name": "v", "mountPath": "/sub", "subPathExpr": "a/$(WHO)"},
+                              {"name": "h", "mountPath": "/etc/app", "subPath": "conf", "readOnly": true}]},
+            {"name": "reader", "image": "busybox", "command": ["cat", "/all/a/writer/file"],
+             "volumeMounts": [{"name": "v", "mountPath": "/all"}]},
+            {"name": "escape", "image": "busybox", "command": ["true"],
+             "volumeMounts": [{"name": "v", "mountPath": "/x", "subPath": "../../etc"}]}]
+    }));
+    h.prepare().unwrap();
+    let (code, out) = h.run(0, &ImageProcess::default()).unwrap();
+    assert_eq!(code, 0, "{out:?}");
+    assert_eq!(out, vec!["k=v", "file"]);
+    let created = h.pod_dir.join("volumes/v/a/writer");
+    let m = std::fs::metadata(&created).unwrap();
+    assert_eq!(m.permissions().mode() & 0o7777, 0o2777, "volume's mode");
+    assert_eq!(m.gid(), 2000);
+    assert_eq!(
+        h.run(1, &ImageProcess::default()).unwrap(),
+        (0, vec!["deep".to_string()])
+    );
+    let e = h.run(2, &ImageProcess::default()).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "spec.containers[2].volumeMounts[0].subPath: Invalid value: \"../../etc\": must not contain '..'"
+    );
+    assert!(h.path("pod/volumes/v/a/writer/file").exists());
+    h.finish();
+}
+
+#[test]
+fn host_users_false_runs_in_a_per_pod_user_namespace() {
+    if !is_root() {
+        eprintln!("skipping: needs root");
+        return;
+    }
+    let mut h = Harness::new(serde_json::json!({
+        "hostUsers": false,
+        "securityContext": {"fsGroup": 2000},
+        "volumes": [{"name": "data", "emptyDir": {}}],
+        "containers": [{"name": "c", "image": "busybox",
+            "command": ["sh", "-c", "cat /proc/self/uid_map; id -u; ls -lnd /data; touch /data/f && ls -ln /data/f"],
+            "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]
+    }));
+    h.prepare().unwrap();
+    let base = podrun_pod::security::user_namespace_base(&h.uniq);
+    let m = std::fs::metadata(h.pod_dir.join("volumes/data")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (base, base + 2000));
+    let (code, out) = h.run(0, &ImageProcess::default()).unwrap();
+    assert_eq!(code, 0, "{out:?}");
+    let map: Vec<&str> = out[0].split_whitespace().collect();
+    assert_eq!(map, vec!["0".to_string(), base.to_string(), "65536".into()]);
+    assert_eq!(out[1], "0");
+    let dir: Vec<&str> = out[2].split_whitespace().collect();
+    assert_eq!(&dir[2..4], &["0", "2000"], "{out:?}");
+    let file: Vec<&str> = out[3].split_whitespace().collect();
+    assert_eq!(&file[2..4], &["0", "2000"], "{out:?}");
+    let f = std::fs::metadata(h.pod_dir.join("volumes/data/f")).unwrap();
+    assert_eq!((f.uid(), f.gid()), (base, base + 2000));
+    h.finish();
+}
