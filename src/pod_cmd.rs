@@ -152,6 +152,19 @@ pub enum PodCommand {
         #[arg(short = 'n', long)]
         namespace: Option<String>,
     },
+    /// CPU and memory of pods (or of their containers), from their cgroups
+    Top {
+        /// `pods` (or `pod`, `po`)
+        resource: String,
+        name: Option<String>,
+        /// One line per container
+        #[arg(long)]
+        containers: bool,
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        #[arg(short = 'A', long = "all-namespaces")]
+        all_namespaces: bool,
+    },
     /// Internal: the pod supervisor daemon
     #[command(name = "__supervise", hide = true)]
     Supervise { pod_dir: PathBuf },
@@ -243,7 +256,7 @@ pub fn is_pod_invocation(args: &[String]) -> bool {
             .exists()
     };
     match verb {
-        "get" | "describe" | "logs" | "wait" | "__supervise" => true,
+        "get" | "describe" | "logs" | "wait" | "top" | "__supervise" => true,
         "create" => {
             if rest
                 .iter()
@@ -463,6 +476,24 @@ pub fn run(cli: PodCli) -> anyhow::Result<i32> {
                 &name,
                 &for_,
                 parse_duration(&timeout)?,
+            )
+        }
+        PodCommand::Top {
+            resource,
+            name,
+            containers,
+            namespace,
+            all_namespaces,
+        } => {
+            if !matches!(resource.as_str(), "pod" | "pods" | "po") {
+                bail!("top: unknown resource type {resource:?} (podrun knows pods)");
+            }
+            top(
+                g,
+                name.as_deref(),
+                namespace.as_deref().unwrap_or("default"),
+                all_namespaces,
+                containers,
             )
         }
         PodCommand::Supervise { pod_dir } => Ok(podrun_pod::daemon::supervise_main(&pod_dir)),
@@ -1165,6 +1196,101 @@ fn delete(
     }
     podstate::cleanup(&v.dir, true, true, true)?;
     Ok(())
+}
+
+/// kubectl top's memory format: Ki/Mi/Gi, rounded down.
+fn mem_str(b: u64) -> String {
+    match b {
+        b if b >= 1 << 30 => format!("{}Gi", b >> 30),
+        b if b >= 1 << 20 => format!("{}Mi", b >> 20),
+        b => format!("{}Ki", b >> 10),
+    }
+}
+
+fn top(
+    g: &GlobalOpts,
+    name: Option<&str>,
+    ns: &str,
+    all: bool,
+    per_container: bool,
+) -> anyhow::Result<i32> {
+    let pods = match name {
+        Some(n) => vec![find(&g.root, ns, n)?],
+        None => podstate::list(&g.root, if all { None } else { Some(ns) }),
+    };
+    // (pod, container or "", cgroup dirs)
+    let mut targets: Vec<(String, String, Vec<PathBuf>)> = Vec::new();
+    for v in &pods {
+        if per_container {
+            let spec = v.pod.spec.clone().unwrap_or_default();
+            for c in spec
+                .init_containers
+                .iter()
+                .flatten()
+                .chain(spec.containers.iter())
+            {
+                let dirs = v
+                    .run
+                    .cgroup_dirs
+                    .iter()
+                    .map(|d| d.join(&c.name))
+                    .collect::<Vec<_>>();
+                if dirs.iter().any(|d| d.exists()) {
+                    targets.push((v.name().to_string(), c.name.clone(), dirs));
+                }
+            }
+        } else {
+            targets.push((
+                v.name().to_string(),
+                String::new(),
+                v.run.cgroup_dirs.clone(),
+            ));
+        }
+    }
+    if targets.is_empty() {
+        eprintln!("No resources found in {ns} namespace.");
+        return Ok(0);
+    }
+    let interval = Duration::from_millis(500);
+    let first: Vec<_> = targets
+        .iter()
+        .map(|t| podrun_pod::podcgroup::usage(&t.2))
+        .collect();
+    let t0 = Instant::now();
+    std::thread::sleep(interval);
+    let el = t0.elapsed().as_nanos().max(1) as u64;
+    let mut rows = vec![if per_container {
+        vec![
+            "POD".to_string(),
+            "NAME".into(),
+            "CPU(cores)".into(),
+            "MEMORY(bytes)".into(),
+        ]
+    } else {
+        vec![
+            "NAME".to_string(),
+            "CPU(cores)".into(),
+            "MEMORY(bytes)".into(),
+        ]
+    }];
+    for (t, a) in targets.iter().zip(first) {
+        let b = podrun_pod::podcgroup::usage(&t.2);
+        let cpu = match (a.cpu_ns, b.cpu_ns) {
+            (Some(x), Some(y)) => format!("{}m", y.saturating_sub(x) * 1000 / el),
+            _ => "<unknown>".into(),
+        };
+        let mem = b
+            .working_set
+            .map(mem_str)
+            .unwrap_or_else(|| "<unknown>".into());
+        if per_container {
+            rows.push(vec![t.0.clone(), t.1.clone(), cpu, mem]);
+        } else {
+            rows.push(vec![t.0.clone(), cpu, mem]);
+        }
+    }
+    print!("{}", crate::pod_describe::columns(&rows));
+    Ok(0)
 }
 
 fn wait(

@@ -601,3 +601,39 @@ fn invalid_manifests_are_refused_with_the_field_path() {
         );
     }
 }
+
+#[test]
+fn top_shows_cpu_capped_by_the_limit_and_memory_per_container() {
+    let env = PodEnv::new("top");
+    let yaml = pod_yaml(
+        "busy",
+        "Always",
+        &container("spin", "while true; do :; done"),
+    ) + "    resources:\n      limits: {cpu: 200m, memory: 64Mi}\n"
+        + &container("idle", "sleep 1000");
+    env.create(&yaml, &["--wait"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = env.ok(&["top", "pod", "busy", "--containers"]);
+    let milli = |c: &str| -> u64 {
+        let l = out
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(c))
+            .unwrap_or_else(|| panic!("{out}"));
+        l.split_whitespace()
+            .nth(2)
+            .unwrap()
+            .trim_end_matches('m')
+            .parse()
+            .unwrap()
+    };
+    // The CFS quota caps the spinner at 200m (+20% for sampling); idle uses ~nothing.
+    let spin = milli("spin");
+    assert!(spin > 0 && spin <= 240, "spin {spin}m:\n{out}");
+    assert!(milli("idle") < 50, "{out}");
+    assert!(out.contains("Ki") || out.contains("Mi"), "{out}");
+    let pods = env.ok(&["top", "pods"]);
+    assert!(
+        pods.lines().nth(1).is_some_and(|l| l.starts_with("busy ")),
+        "{pods}"
+    );
+}

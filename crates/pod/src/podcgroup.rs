@@ -49,8 +49,79 @@ pub fn stats(rel: &str) -> Option<podrun_cgroups::Stats> {
     cg.stats().ok()
 }
 
+/// CPU time and working-set memory of a cgroup, read from its directories
+/// (one per hierarchy; v1 or v2 files, whichever exist).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub cpu_ns: Option<u64>,
+    /// usage minus inactive file pages (kubelet's working set).
+    pub working_set: Option<u64>,
+}
+
+/// Pure: `key value` lookup in a memory.stat / cpu.stat text.
+pub fn stat_value(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+/// Reads the usage of the cgroup whose directories are `dirs`.
+pub fn usage(dirs: &[std::path::PathBuf]) -> Usage {
+    let read = |p: std::path::PathBuf| std::fs::read_to_string(p).ok();
+    let mut u = Usage::default();
+    for d in dirs {
+        if u.cpu_ns.is_none() {
+            if let Some(v) = read(d.join("cpuacct.usage")).and_then(|s| s.trim().parse().ok()) {
+                u.cpu_ns = Some(v);
+            } else if let Some(v) =
+                read(d.join("cpu.stat")).and_then(|s| stat_value(&s, "usage_usec"))
+            {
+                u.cpu_ns = Some(v * 1000);
+            }
+        }
+        if u.working_set.is_none() {
+            if let Some(used) =
+                read(d.join("memory.usage_in_bytes")).and_then(|s| s.trim().parse::<u64>().ok())
+            {
+                let inactive = read(d.join("memory.stat"))
+                    .and_then(|s| stat_value(&s, "total_inactive_file"))
+                    .unwrap_or(0);
+                u.working_set = Some(used.saturating_sub(inactive));
+            } else if let Some(used) =
+                read(d.join("memory.current")).and_then(|s| s.trim().parse::<u64>().ok())
+            {
+                let inactive = read(d.join("memory.stat"))
+                    .and_then(|s| stat_value(&s, "inactive_file"))
+                    .unwrap_or(0);
+                u.working_set = Some(used.saturating_sub(inactive));
+            }
+        }
+    }
+    u
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn stat_values() {
+        let s = "cache 10\ntotal_inactive_file 4096\ninactive_file 1\n";
+        assert_eq!(super::stat_value(s, "total_inactive_file"), Some(4096));
+        assert_eq!(super::stat_value(s, "inactive_file"), Some(1));
+        assert_eq!(
+            super::stat_value("usage_usec 77\nuser_usec 1\n", "usage_usec"),
+            Some(77)
+        );
+        assert_eq!(super::stat_value(s, "nope"), None);
+    }
+
+    #[test]
+    fn usage_of_this_process_cgroup_is_readable() {
+        let dirs = crate::podstate::cgroup_dirs_for("");
+        let u = super::usage(&dirs);
+        assert!(u.cpu_ns.is_some() || dirs.is_empty(), "{dirs:?}");
+    }
+
     use super::*;
     use crate::resources::QosClass;
 
