@@ -1402,6 +1402,37 @@ fn oom_killed(rel: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    fn container(v: serde_json::Value) -> k8s_openapi::api::core::v1::Container {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn stop_signal_and_hook_kinds() {
+        let c = container(serde_json::json!({"name": "a"}));
+        assert_eq!(super::stop_signal(&c), libc::SIGTERM);
+        assert!(!super::needs_health(&c));
+        let c = container(
+            serde_json::json!({"name": "a", "lifecycle": {"stopSignal": "SIGUSR1",
+            "postStart": {"exec": {"command": ["true"]}}, "preStop": {"httpGet": {"port": 80}}}}),
+        );
+        assert_eq!(super::stop_signal(&c), libc::SIGUSR1);
+        assert!(super::needs_health(&c));
+        assert_eq!(
+            super::hook_kind_name(&c, crate::health::HookKind::PostStart),
+            "Exec"
+        );
+        assert_eq!(
+            super::hook_kind_name(&c, crate::health::HookKind::PreStop),
+            "HTTP"
+        );
+        let c = container(
+            serde_json::json!({"name": "a", "lifecycle": {"stopSignal": "QUIT"},
+            "readinessProbe": {"tcpSocket": {"port": 1}}}),
+        );
+        assert_eq!(super::stop_signal(&c), libc::SIGQUIT);
+        assert!(super::needs_health(&c));
+    }
+
     #[test]
     fn parse_oom_kill_counters() {
         let v1 = "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n";
