@@ -374,7 +374,11 @@ fn http_probe_status_header_and_redirects_against_busybox_httpd() {
         result(ProbeKind::Readiness, ProbeResult::Success),
     );
     assert!(h.ready(), "same-host redirect followed to a 200: {ev:?}");
-    // Liveness has run at least once by now (same due time): the CGI saw our headers.
+    // Let the first liveness run finish (it may still be in flight): the CGI saw our headers.
+    let end = Instant::now() + Duration::from_secs(10);
+    while h.last_run(ProbeKind::Liveness).is_none() && Instant::now() < end {
+        f.drive(&mut h, Duration::from_millis(200), |_| false);
+    }
     let env = std::fs::read_to_string(f.www("cgi-env")).expect("the CGI ran");
     assert!(env.contains("HTTP_USER_AGENT=podrun-test-agent"), "{env}");
     assert!(env.contains("probe.example"), "Host header: {env}");
@@ -472,17 +476,25 @@ fn exec_probes_success_failure_and_timeout_kill() {
         "{m:?}"
     );
     assert!(t.elapsed() < Duration::from_secs(10));
-    // No `sleep 4242` survives the timeout.
-    let survivors: Vec<String> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.starts_with("sleep 4242"))
-        .collect();
+    // No `sleep 4242` survives the timeout (SIGKILLed: gone, or a zombie
+    // with no command line, once the kill has been processed).
+    let survivors = || -> Vec<String> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.starts_with("sleep 4242"))
+            .collect()
+    };
+    let end = Instant::now() + Duration::from_secs(5);
+    while !survivors().is_empty() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(
-        survivors.is_empty(),
-        "hanging exec left running: {survivors:?}"
+        survivors().is_empty(),
+        "hanging exec left running: {:?}",
+        survivors()
     );
     std::fs::remove_file(&hang).unwrap();
     // Liveness failure with output (stdout and stderr) in the message.
