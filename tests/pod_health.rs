@@ -477,3 +477,34 @@ fn image_without_a_shell_is_probed_by_tcp_and_http() {
     let _ = env.run(&["image", "rm", &image]);
     env.finish();
 }
+
+#[test]
+fn startup_probe_failure_kills_with_the_probes_own_grace_period() {
+    let env = PodEnv::new("hl-startfail").backoff_scale("0.01");
+    // The pod's grace (300 s) would outlast the test's wait; the probe's own 1 s applies.
+    let yaml = pod(
+        "startfail",
+        "  terminationGracePeriodSeconds: 300\n",
+        &c(
+            "app",
+            "sleep 600",
+            "    startupProbe:\n      exec: {command: [test, -f, /tmp/never]}\n      periodSeconds: 1\n      failureThreshold: 2\n      terminationGracePeriodSeconds: 1\n",
+        ),
+    );
+    env.create(&yaml, &["--wait"]);
+    let v = env.wait_for("startfail", T, "a restart", |v| restarts(v, "app") >= 1);
+    assert_eq!(
+        PodEnv::cstatus(&v, "app")["lastState"]["terminated"]["exitCode"],
+        137
+    );
+    describe_until(
+        &env,
+        "startfail",
+        &[
+            "Startup probe failed: command \"test -f /tmp/never\" exited with 1",
+            "Container app failed startup probe, will be restarted",
+        ],
+    );
+    env.ok(&["delete", "pod", "startfail", "--grace-period", "0"]);
+    env.finish();
+}
