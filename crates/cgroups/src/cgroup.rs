@@ -240,6 +240,41 @@ impl Cgroup {
         Ok(())
     }
 
+    /// How a new, single-threaded process enters this cgroup without the
+    /// global `cgroup_threadgroup_rwsem` write lock: a write of another pid to
+    /// `cgroup.procs` takes it, and on a host without `favordynmods` that lock
+    /// waits for an RCU grace period (5-20 ms) — the biggest single cost of
+    /// starting a container there. Instead: the unified leaf (v2, or the
+    /// cgroup2 part of a hybrid host) is entered at birth with
+    /// clone3(CLONE_INTO_CGROUP) using [`SelfAttach::into`], and each v1
+    /// hierarchy by the child itself writing "0" (= the calling thread) to
+    /// `tasks` through [`SelfAttach::attach_current`] — a single-thread
+    /// migration that the kernel does under cgroup_mutex only. The files are
+    /// opened here, by the runtime, so the child needs no path lookups or
+    /// privileges of its own (cgroupfs checks the opener's credentials).
+    pub fn self_attach(&self) -> Result<SelfAttach> {
+        let mut tasks = Vec::new();
+        for n in self.v1.values() {
+            if tasks
+                .iter()
+                .any(|(p, _): &(PathBuf, OwnedFd)| p.parent() == Some(n.leaf.as_path()))
+            {
+                continue;
+            }
+            let p = n.leaf.join("tasks");
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .map_err(|e| fsio::dir_err(&n.leaf, "open tasks of", e))?;
+            tasks.push((p, OwnedFd::from(f)));
+        }
+        let into = match &self.unified {
+            Some(u) => Some(open_dir_path(&u.leaf)?),
+            None => None,
+        };
+        Ok(SelfAttach { tasks, into })
+    }
+
     /// O_PATH|O_DIRECTORY fd of the v2 leaf, for clone3(CLONE_INTO_CGROUP). None on v1/hybrid.
     pub fn v2_dir_fd(&self) -> Option<OwnedFd> {
         if self.mode != Mode::V2 {
@@ -338,6 +373,40 @@ impl Cgroup {
 }
 
 /// Open a directory with O_PATH|O_DIRECTORY|O_CLOEXEC.
+/// Open cgroup files for a child to enter the cgroup by itself (see [`Cgroup::self_attach`]).
+#[derive(Debug)]
+pub struct SelfAttach {
+    /// `tasks` of each v1 hierarchy, opened for writing.
+    pub tasks: Vec<(PathBuf, OwnedFd)>,
+    /// The cgroup2 leaf directory, for clone3(CLONE_INTO_CGROUP).
+    pub into: Option<OwnedFd>,
+}
+
+impl SelfAttach {
+    /// In the new (single-threaded) process: move the calling thread into
+    /// every v1 hierarchy's cgroup. Makes only write(2) calls.
+    pub fn attach_current(&self) -> Result<()> {
+        for (p, fd) in &self.tasks {
+            // SAFETY: writing 1 byte from a static buffer to a descriptor we own.
+            let n = unsafe {
+                libc::write(
+                    std::os::fd::AsRawFd::as_raw_fd(fd),
+                    b"0".as_ptr() as *const libc::c_void,
+                    1,
+                )
+            };
+            if n != 1 {
+                return Err(Error::Dir {
+                    path: p.clone(),
+                    op: "write 0 (self) to",
+                    source: io::Error::last_os_error(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 pub(crate) fn open_dir_path(dir: &Path) -> Result<OwnedFd> {
     use std::os::fd::FromRawFd;
     use std::os::unix::ffi::OsStrExt;

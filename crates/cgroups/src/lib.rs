@@ -18,7 +18,7 @@ mod procself;
 mod resolve;
 mod stats;
 
-pub use cgroup::{Cgroup, Mode, Node};
+pub use cgroup::{Cgroup, Mode, Node, SelfAttach};
 pub use convert::{
     blkio_weight_to_io, device_rule, shares_to_weight, swap_to_v2, validate_page_size,
 };

@@ -556,7 +556,12 @@ pub fn plan_v2(res: &LinuxResources, avail: &Avail, probe: Probe) -> Result<Plan
                 None if limit > 0 && probe(u, "memory.swap.max").is_some() => Some("0".into()),
                 s => s,
             };
-            if limit > 0 && probe(u, "memory.oom.group").is_some() {
+            // An explicit `unified` value (e.g. "0" for a pod-level cgroup) wins.
+            let explicit_group = res
+                .unified()
+                .as_ref()
+                .is_some_and(|m| m.contains_key("memory.oom.group"));
+            if limit > 0 && !explicit_group && probe(u, "memory.oom.group").is_some() {
                 p.w(u, "memory.oom.group", "1", "memory.limit");
             }
             if let Some(s) = swap {

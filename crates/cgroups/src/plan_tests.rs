@@ -419,6 +419,18 @@ fn v2_limit_without_swap_disables_swap_and_sets_oom_group() {
     assert!(files(&p).contains(&pair("memory.swap.max", "200")));
     let p = plan_v2(&res(r#"{"memory":{"limit":-1}}"#), &v2_avail(), &probe).unwrap();
     assert!(!files(&p).iter().any(|(f, _)| f == "memory.oom.group"));
+    // an explicit unified memory.oom.group is the only write of that file
+    let p = plan_v2(
+        &res(r#"{"memory":{"limit":100},"unified":{"memory.oom.group":"0"}}"#),
+        &v2_avail(),
+        &probe,
+    )
+    .unwrap();
+    let groups: Vec<_> = files(&p)
+        .into_iter()
+        .filter(|(f, _)| f == "memory.oom.group")
+        .collect();
+    assert_eq!(groups, vec![pair("memory.oom.group", "0")]);
     // no swap accounting, no oom.group file (old kernels): just the limit
     let none = |_: Target, _: &str| None;
     let p = plan_v2(&res(r#"{"memory":{"limit":100}}"#), &v2_avail(), &none).unwrap();
