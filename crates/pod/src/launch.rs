@@ -326,6 +326,7 @@ pub fn build_spec(
         ns.push(json!({"type": "user"}));
         spec["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": base, "size": size}]);
         spec["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": base, "size": size}]);
+        userns_mounts(&mut spec);
     }
     spec["linux"]["namespaces"] = json!(ns);
 
@@ -346,7 +347,11 @@ pub fn build_spec(
         res["devices"] = devs;
     }
     spec["linux"]["resources"] = res;
-    spec["process"]["oomScoreAdj"] = json!(cg.oom_score_adj);
+    if spec_k.host_users != Some(false) {
+        // In its own user namespace the init cannot write /proc/self/oom_score_adj
+        // (owned by a host uid it does not map); it inherits the caller's.
+        spec["process"]["oomScoreAdj"] = json!(cg.oom_score_adj);
+    }
     spec["linux"]["cgroupsPath"] = json!(format!("{}/{}", ctx.cgroup_parent, c.name));
 
     // Mounts: privileged gets rw sysfs and cgroupfs; then /etc/hosts,
@@ -381,6 +386,23 @@ pub fn build_spec(
             "source": m.source(), "options": opts}));
     }
     Ok(spec)
+}
+
+/// Pure: mounts a container in its own user namespace cannot make, because
+/// the sandbox's net and ipc namespaces it joins belong to the host's user
+/// namespace: sysfs becomes a read-only recursive bind of the host's /sys
+/// (runc's rootless fallback; it includes /sys/fs/cgroup), mqueue is left out.
+fn userns_mounts(spec: &mut Value) {
+    let Some(mounts) = spec["mounts"].as_array_mut() else {
+        return;
+    };
+    mounts.retain(|m| m["destination"] != "/dev/mqueue" && m["destination"] != "/sys/fs/cgroup");
+    for m in mounts.iter_mut() {
+        if m["destination"] == "/sys" {
+            *m = json!({"destination": "/sys", "type": "bind", "source": "/sys",
+                "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+        }
+    }
 }
 
 /// The host's device nodes for a privileged container (containerd's
@@ -819,6 +841,11 @@ mod tests {
             .as_array()
             .unwrap()
             .contains(&json!({"type": "user"})));
+        assert!(s["process"].get("oomScoreAdj").is_none());
+        let mounts = s["mounts"].as_array().unwrap();
+        assert!(!mounts.iter().any(|m| m["destination"] == "/dev/mqueue"));
+        let sys = mounts.iter().find(|m| m["destination"] == "/sys").unwrap();
+        assert_eq!(sys["type"], "bind");
     }
 
     #[test]

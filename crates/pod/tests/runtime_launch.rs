@@ -11,6 +11,15 @@ use podrun_pod::launch::{
 };
 use podrun_pod::sandbox::{Sandbox, SandboxConfig};
 
+/// The container engine forks from the calling process: a fork while another
+/// test thread holds the allocator lock would deadlock the child, so the
+/// tests of this file run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
@@ -90,6 +99,7 @@ fn two_containers_share_netns_and_emptydir() {
         eprintln!("skipping: needs root");
         return;
     }
+    let _serial = serial();
     // SAFETY: plain prctl; makes orphaned container inits our children.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let tmp = tempfile::Builder::new()
@@ -223,6 +233,11 @@ fn busybox_root(dir: &Path) -> PathBuf {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
     std::fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
+    // Mount points an image normally has: a container in its own user
+    // namespace cannot create them in a root owned by the host's root.
+    for f in ["etc/hosts", "etc/hostname"] {
+        std::fs::write(dir.join(f), "").unwrap();
+    }
     for a in [
         "sh", "id", "ls", "cat", "grep", "touch", "echo", "test", "stat", "mkdir",
     ] {
@@ -244,10 +259,13 @@ struct Harness {
     sb: Option<Sandbox>,
     started: Vec<(String, i32)>,
     cleaned: bool,
+    /// Last: released after the teardown.
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Harness {
     fn new(spec: serde_json::Value) -> Harness {
+        let serial = serial();
         // SAFETY: plain prctl; makes orphaned container inits our children.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
         let tmp = tempfile::Builder::new()
@@ -275,6 +293,7 @@ impl Harness {
             sb: None,
             started: Vec::new(),
             cleaned: false,
+            _serial: serial,
         }
     }
 
