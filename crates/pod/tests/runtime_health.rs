@@ -700,3 +700,114 @@ fn https_probe_accepts_a_self_signed_certificate() {
     let last = h.last_run(ProbeKind::Readiness).unwrap();
     assert_eq!(last.message, "HTTP probe succeeded with statuscode: 200");
 }
+
+const GRPC_SERVER: &str = r#"
+import grpc, sys
+from concurrent import futures
+status = {"": 1, "bad": 2}
+def check(req, ctx):
+    svc = req[2:2 + req[1]].decode() if req[:1] == b"\x0a" else ""
+    if svc not in status:
+        ctx.abort(grpc.StatusCode.NOT_FOUND, "unknown service")
+    return bytes([0x08, status[svc]])
+h = grpc.method_handlers_generic_handler("grpc.health.v1.Health", {"Check": grpc.unary_unary_rpc_method_handler(
+    check, request_deserializer=lambda b: b, response_serializer=lambda b: b)})
+s = grpc.server(futures.ThreadPoolExecutor(2))
+s.add_generic_rpc_handlers((h,))
+port = s.add_insecure_port("127.0.0.1:0")
+s.start()
+print(port, flush=True)
+sys.stdin.read()
+"#;
+
+/// gRPC health probes against a real gRPC server (python grpcio, skipped
+/// without it): SERVING succeeds, NOT_SERVING and an unknown service fail.
+#[test]
+fn grpc_probe_against_a_grpcio_health_server() {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import grpc"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("skipping: python3 grpcio not installed (pip install grpcio)");
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", GRPC_SERVER])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _server = Kill(child);
+    let port: u16 = line.trim().parse().expect("server port");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut hs: Vec<(String, ContainerHealth)> = ["", "bad", "nope"]
+        .iter()
+        .map(|svc| {
+            let c: Container = serde_json::from_value(serde_json::json!({"name": "g",
+                "readinessProbe": {"grpc": {"port": port, "service": svc}, "periodSeconds": 1}}))
+            .unwrap();
+            let mut h = ContainerHealth::new(
+                HealthTarget {
+                    state_root: tmp.path().join("none"),
+                    container_id: "none".into(),
+                    netns: None,
+                    pod_ip: "127.0.0.1".into(),
+                },
+                &c,
+            )
+            .unwrap();
+            h.container_started(Instant::now());
+            (svc.to_string(), h)
+        })
+        .collect();
+    let end = Instant::now() + Duration::from_secs(15);
+    while hs
+        .iter()
+        .any(|(_, h)| h.last_run(ProbeKind::Readiness).is_none())
+        && Instant::now() < end
+    {
+        let mut fds: Vec<libc::pollfd> = hs
+            .iter()
+            .flat_map(|(_, h)| h.poll_fds())
+            .map(|(fd, events)| libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: a valid pollfd array.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 50) };
+        for (_, h) in &mut hs {
+            h.step(Instant::now());
+        }
+    }
+    let last = |i: usize| hs[i].1.last_run(ProbeKind::Readiness).cloned().unwrap();
+    assert!(hs[0].1.ready(), "{:?}", last(0));
+    assert_eq!(last(0).message, "service healthy");
+    assert!(!last(1).success);
+    assert_eq!(
+        last(1).message,
+        "service unhealthy (responded with \"NOT_SERVING\")"
+    );
+    assert!(
+        !last(2).success && last(2).message.starts_with("rpc error"),
+        "{:?}",
+        last(2)
+    );
+}

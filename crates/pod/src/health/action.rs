@@ -56,6 +56,7 @@ pub struct Inflight {
 enum What {
     Tcp { sock: TcpStream, addr: SocketAddr },
     Http(Box<HttpCheck>),
+    Grpc(Box<GrpcCheck>),
     Exec { run: ExecRun, argv: Vec<String> },
     Sleep { until: Instant },
 }
@@ -102,6 +103,32 @@ impl Inflight {
                     conn,
                 }))
             }
+            Handler::Grpc {
+                host,
+                port,
+                service,
+            } => {
+                let addr = addr_for(host, *port).map_err(Outcome::Error)?;
+                let (sock, connected) = connect(net, addr).map_err(|o| match o {
+                    Outcome::Failure(m) => Outcome::Failure(format!(
+                        "timeout: failed to connect service \"{addr}\": {m}"
+                    )),
+                    o => o,
+                })?;
+                What::Grpc(Box::new(GrpcCheck {
+                    sock,
+                    addr,
+                    connected,
+                    out: super::grpc::client_bytes(
+                        &addr.to_string(),
+                        service,
+                        &format!("kube-probe/{}", http::KUBE_VERSION),
+                    ),
+                    sent: 0,
+                    reader: super::grpc::Reader::default(),
+                    eof: false,
+                }))
+            }
             Handler::Exec(argv) => {
                 let run = ExecRun::spawn(&exec.state_root, &exec.container_id, argv)
                     .map_err(|e| Outcome::Error(format!("start exec helper: {e}")))?;
@@ -124,6 +151,7 @@ impl Inflight {
         match &self.what {
             What::Tcp { sock, .. } => vec![(sock.as_raw_fd(), libc::POLLOUT)],
             What::Http(h) => vec![(h.conn.sock.as_raw_fd(), h.conn.events())],
+            What::Grpc(g) => vec![(g.sock.as_raw_fd(), g.events())],
             What::Exec { run, .. } => run
                 .poll_fds()
                 .into_iter()
@@ -159,6 +187,7 @@ impl Inflight {
                 }
             }
             What::Http(h) => h.advance(net),
+            What::Grpc(g) => g.advance(),
             What::Exec { run, argv } => run.poll().map(|end| exec_outcome(end, argv, run)),
             What::Sleep { until } => (now >= *until).then(|| Outcome::ok("")),
         };
@@ -174,6 +203,10 @@ impl Inflight {
                 What::Http(h) => Outcome::Failure(format!(
                     "Get \"{}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)",
                     h.current
+                )),
+                What::Grpc(_) => Outcome::Failure(format!(
+                    "timeout: health rpc did not complete within {}s",
+                    t.as_secs_f64()
                 )),
                 What::Exec { run, argv } => {
                     run.kill();
@@ -220,6 +253,96 @@ fn exec_outcome(end: ExecEnd, argv: &[String], run: &ExecRun) -> Outcome {
             "exec {:?}: the exec helper died without a report",
             argv.join(" ")
         )),
+    }
+}
+
+/// One `grpc.health.v1.Health/Check` call over plaintext HTTP/2.
+#[derive(Debug)]
+struct GrpcCheck {
+    sock: TcpStream,
+    addr: SocketAddr,
+    connected: bool,
+    out: Vec<u8>,
+    sent: usize,
+    reader: super::grpc::Reader,
+    eof: bool,
+}
+
+impl GrpcCheck {
+    fn events(&self) -> i16 {
+        if !self.connected || self.sent < self.out.len() {
+            libc::POLLOUT | libc::POLLIN
+        } else {
+            libc::POLLIN
+        }
+    }
+
+    fn advance(&mut self) -> Option<Outcome> {
+        use super::grpc::{response_status, status_name};
+        if !self.connected {
+            if ready(self.sock.as_raw_fd(), libc::POLLOUT) == 0 {
+                return None;
+            }
+            if let Err(e) = socket_error(self.sock.as_raw_fd()) {
+                return Some(Outcome::Failure(format!(
+                    "timeout: failed to connect service \"{}\": {}",
+                    self.addr,
+                    dial_error(self.addr, &e)
+                )));
+            }
+            self.connected = true;
+        }
+        let mut buf = [0u8; 4096];
+        loop {
+            while self.sent < self.out.len() {
+                match self.sock.write(&self.out[self.sent..]) {
+                    Ok(n) => self.sent += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Some(Outcome::Failure(format!("rpc error: write: {e}"))),
+                }
+            }
+            if self.eof {
+                break;
+            }
+            match self.sock.read(&mut buf) {
+                Ok(0) => self.eof = true,
+                Ok(n) => {
+                    let reply = self.reader.feed(&buf[..n]);
+                    self.out.extend_from_slice(&reply);
+                    if self.reader.ended || self.reader.error.is_some() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.eof = true;
+                    if self.reader.data.is_empty() {
+                        return Some(Outcome::Failure(format!("rpc error: read: {e}")));
+                    }
+                }
+            }
+        }
+        if let Some(e) = &self.reader.error {
+            if !self.reader.ended {
+                return Some(Outcome::Failure(format!("rpc error: {e}")));
+            }
+        }
+        if !(self.reader.ended || self.eof) {
+            return None;
+        }
+        Some(match response_status(&self.reader.data) {
+            Some(1) => Outcome::ok("service healthy"),
+            Some(s) => Outcome::Failure(format!(
+                "service unhealthy (responded with \"{}\")",
+                status_name(s)
+            )),
+            None => Outcome::Failure(
+                "rpc error: the call ended without a response message (see the server's grpc-status)"
+                    .into(),
+            ),
+        })
     }
 }
 

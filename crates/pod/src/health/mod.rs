@@ -15,6 +15,7 @@
 
 pub mod action;
 pub mod exec;
+pub mod grpc;
 pub mod http;
 pub mod net;
 pub mod tls;
@@ -72,8 +73,17 @@ pub struct HttpSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Handler {
     Exec(Vec<String>),
-    Tcp { host: String, port: u16 },
+    Tcp {
+        host: String,
+        port: u16,
+    },
     Http(HttpSpec),
+    /// grpc.health.v1 Check on the pod IP (plaintext HTTP/2).
+    Grpc {
+        host: String,
+        port: u16,
+        service: String,
+    },
     Sleep(Duration),
 }
 
@@ -179,11 +189,11 @@ pub fn probe_handler(
     if let Some(t) = &p.tcp_socket {
         return tcp(t, c, pod_ip, what);
     }
-    if p.grpc.is_some() {
-        return Err(HealthError::Unsupported {
-            container: c.name.clone(),
-            what: what.into(),
-            msg: "grpc probes are not implemented by podrun".into(),
+    if let Some(g) = &p.grpc {
+        return Ok(Handler::Grpc {
+            host: pod_ip.into(),
+            port: resolve_port(&IntOrString::Int(g.port), c, what)?,
+            service: g.service.clone().unwrap_or_default(),
         });
     }
     Err(HealthError::NoHandler {
@@ -823,12 +833,16 @@ mod tests {
                 .to_string()
                 .contains("postStart: no handler")
         );
-        let g = container(serde_json::json!({"name": "g", "livenessProbe": {"grpc": {"port": 1}}}));
-        assert!(
-            probe_handler(g.liveness_probe.as_ref().unwrap(), &g, "127.0.0.1", "l")
-                .unwrap_err()
-                .to_string()
-                .contains("grpc")
+        let g = container(
+            serde_json::json!({"name": "g", "livenessProbe": {"grpc": {"port": 9090, "service": "s"}}}),
+        );
+        assert_eq!(
+            probe_handler(g.liveness_probe.as_ref().unwrap(), &g, "127.0.0.1", "l"),
+            Ok(Handler::Grpc {
+                host: "127.0.0.1".into(),
+                port: 9090,
+                service: "s".into()
+            })
         );
     }
 
