@@ -166,8 +166,13 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
         ns.time_join.as_ref(),
         CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
     )?;
-    let cg_fd = cgroup.v2_dir_fd();
-    let forked = clone3(flags.bits() as u64, cg_fd.as_ref().map(|f| f.as_raw_fd()));
+    // The child enters its cgroup by itself (no grace-period wait; see
+    // Cgroup::self_attach): at birth for cgroup2, by "0" > tasks for v1.
+    let attach = cgroup.self_attach()?;
+    let forked = clone3(
+        flags.bits() as u64,
+        attach.into.as_ref().map(|f| f.as_raw_fd()),
+    );
     restore(restore_pid, CloneFlags::CLONE_NEWPID);
     restore(
         restore_time,
@@ -189,6 +194,7 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
                 preserve_fds: o.preserve_fds,
                 stdio: o.stdio,
                 single_clone: single,
+                attach: Some(&attach),
             })
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
@@ -199,9 +205,7 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
     cleanup.pidfds.push(pidfd);
 
     crate::util::trace("create: cloned");
-    if cg_fd.is_none() {
-        cgroup.add_pid(child_pid)?;
-    }
+    drop(attach);
     if single && ns.new_user() {
         write_id_maps(child_pid, &spec)?;
     }

@@ -96,14 +96,27 @@ impl Runtime {
             None
         };
         let cgroup = rec.cgroup.as_ref();
-        let cg_fd = cgroup.and_then(|c| c.v2_dir_fd());
-        let forked = clone3(0, cg_fd.as_ref().map(|f| f.as_raw_fd()));
+        // Enter the container's cgroup without a grace-period wait (see
+        // podrun_cgroups::Cgroup::self_attach).
+        let attach = cgroup.map(|c| c.self_attach()).transpose()?;
+        let forked = clone3(
+            0,
+            attach
+                .as_ref()
+                .and_then(|a| a.into.as_ref())
+                .map(|f| f.as_raw_fd()),
+        );
         if let Some(own) = restore {
             let _ = nix::sched::setns(&own, CloneFlags::CLONE_NEWPID);
         }
         let pid = match forked? {
             Forked::Child => {
                 drop(parent);
+                if let Some(Err(e)) = attach.as_ref().map(|a| a.attach_current()) {
+                    let _ = child.send(&Msg::Error(e.to_string()));
+                    // SAFETY: leave the forked copy without running the parent's destructors.
+                    unsafe { libc::_exit(127) }
+                }
                 let err = match exec_child(
                     &child,
                     &pidfd,
@@ -126,16 +139,7 @@ impl Runtime {
         };
         drop(child);
         drop(console);
-        if cg_fd.is_none() {
-            if let Some(cg) = cgroup {
-                if let Err(e) = cg.add_pid(pid) {
-                    // SAFETY: kill our own child that never ran user code.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-                    return Err(e.into());
-                }
-            }
-        }
+        drop(attach);
         parent.send(&Msg::Go)?;
         match parent.recv()? {
             None => {}

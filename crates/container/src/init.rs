@@ -27,6 +27,8 @@ pub(crate) struct InitArgs<'a> {
     pub stdio: Option<[RawFd; 3]>,
     /// The child is already in every new namespace (single clone3).
     pub single_clone: bool,
+    /// Cgroup files the child writes itself into (v1 `tasks`).
+    pub attach: Option<&'a podrun_cgroups::SelfAttach>,
 }
 
 /// Entry point of the forked child; never returns.
@@ -67,6 +69,9 @@ fn run(a: &InitArgs) -> Result<Never> {
         Some(&nix::sys::signal::SigSet::empty()),
         None,
     );
+    if let Some(at) = a.attach {
+        at.attach_current()?;
+    }
     expect(a.chan, Msg::Go)?;
     if let Some(fds) = a.stdio {
         for (target, fd) in fds.iter().enumerate() {
