@@ -93,6 +93,9 @@ impl ExecRun {
             unsafe {
                 libc::setpgid(0, 0);
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                // The supervisor ignores SIGPIPE; an ignored disposition survives
+                // execve, and the probe's command must get the default.
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
                 libc::dup2(null.as_raw_fd(), 0);
                 libc::dup2(out_w.as_raw_fd(), 1);
                 libc::dup2(out_w.as_raw_fd(), 2);
