@@ -239,7 +239,9 @@ pub fn resolve_mounts(
     Ok(out)
 }
 
-/// Pure (no I/O): the OCI config.json for container `c`.
+/// The OCI config.json for container `c`. Pure except for reading the
+/// image's `/etc/passwd` and `/etc/group` under `rootfs` (user names, default
+/// and member groups).
 pub fn build_spec(
     ctx: &LaunchContext,
     c: &Container,
@@ -268,7 +270,8 @@ pub fn build_spec(
     full_env.push(format!("HOSTNAME={}", pod_hostname(pod)));
 
     // Identity and privileges: securityContext (container over pod) over the image's user.
-    let sec = crate::security::process_security(pod, c, image.user.as_deref())?;
+    let db = crate::security::UserDb::load(rootfs);
+    let sec = crate::security::process_security_with(pod, c, image.user.as_deref(), &db)?;
     let cwd = c
         .working_dir
         .clone()
@@ -627,7 +630,9 @@ mod tests {
         let s = spec_for(&p, &ns, &img).unwrap();
         assert_eq!(s["process"]["args"], json!(["/bin/ep", "a"]));
         assert_eq!(s["process"]["cwd"], "/w");
-        assert_eq!(s["process"]["user"], json!({"uid": 1000, "gid": 6}));
+        // containerd: runAsUser replaces the image's whole USER ("5:6"); no
+        // passwd entry for 1000 in the image, so the group is 0.
+        assert_eq!(s["process"]["user"], json!({"uid": 1000, "gid": 0}));
         let env: Vec<String> = serde_json::from_value(s["process"]["env"].clone()).unwrap();
         assert!(env.contains(&"E=1".to_string()) && env.contains(&"I=2".to_string()));
         assert_eq!(

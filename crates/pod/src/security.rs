@@ -160,6 +160,80 @@ pub fn parse_image_user(user: Option<&str>) -> ImageUser {
     out
 }
 
+/// The image's /etc/passwd and /etc/group, for names and default groups
+/// (containerd's WithUser / WithAdditionalGIDs read them from the rootfs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserDb {
+    /// (name, uid, gid)
+    pub passwd: Vec<(String, u32, u32)>,
+    /// (name, gid, members)
+    pub group: Vec<(String, u32, Vec<String>)>,
+}
+
+impl UserDb {
+    /// Pure: parses passwd and group file contents; malformed lines are skipped.
+    pub fn parse(passwd: &str, group: &str) -> UserDb {
+        let fields = |l: &str| l.split(':').map(str::to_string).collect::<Vec<_>>();
+        let passwd = passwd
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter_map(|l| {
+                let f = fields(l);
+                Some((
+                    f.first()?.clone(),
+                    f.get(2)?.parse().ok()?,
+                    f.get(3)?.parse().ok()?,
+                ))
+            })
+            .collect();
+        let group = group
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter_map(|l| {
+                let f = fields(l);
+                let members = f
+                    .get(3)
+                    .map(|m| {
+                        m.split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Some((f.first()?.clone(), f.get(2)?.parse().ok()?, members))
+            })
+            .collect();
+        UserDb { passwd, group }
+    }
+
+    /// Reads `<rootfs>/etc/passwd` and `<rootfs>/etc/group` (missing files: empty).
+    pub fn load(rootfs: &std::path::Path) -> UserDb {
+        let read = |f: &str| std::fs::read_to_string(rootfs.join(f)).unwrap_or_default();
+        UserDb::parse(&read("etc/passwd"), &read("etc/group"))
+    }
+
+    fn by_name(&self, name: &str) -> Option<&(String, u32, u32)> {
+        self.passwd.iter().find(|p| p.0 == name)
+    }
+
+    fn by_uid(&self, uid: u32) -> Option<&(String, u32, u32)> {
+        self.passwd.iter().find(|p| p.1 == uid)
+    }
+
+    fn group_id(&self, name: &str) -> Option<u32> {
+        self.group.iter().find(|g| g.0 == name).map(|g| g.1)
+    }
+
+    /// Groups listing `user` as a member, in file order.
+    fn member_of(&self, user: &str) -> Vec<u32> {
+        self.group
+            .iter()
+            .filter(|g| g.2.iter().any(|m| m == user))
+            .map(|g| g.1)
+            .collect()
+    }
+}
+
 /// The process identity and privileges derived from a securityContext.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessSecurity {
@@ -280,6 +354,20 @@ pub fn process_security(
     c: &Container,
     image_user: Option<&str>,
 ) -> Result<ProcessSecurity, SecurityError> {
+    process_security_with(pod, c, image_user, &UserDb::default())
+}
+
+/// [`process_security`] with the image's user database: names are resolved,
+/// a user without a group gets its passwd group (else 0), and the groups
+/// listing the user as a member are added before fsGroup and
+/// supplementalGroups (unless `supplementalGroupsPolicy: Strict`). As in
+/// containerd, runAsUser replaces the image's whole USER (its group too).
+pub fn process_security_with(
+    pod: &Pod,
+    c: &Container,
+    image_user: Option<&str>,
+    db: &UserDb,
+) -> Result<ProcessSecurity, SecurityError> {
     let psc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
     let sc = effective_security_context(psc, c.security_context.as_ref());
     let cf = container_field(pod, &c.name);
@@ -315,34 +403,49 @@ pub fn process_security(
         }
     }
 
-    let uid = match sc.run_as_user {
-        Some(u) => id(format!("{cf}.securityContext.runAsUser"), u)?,
+    let unresolved = |u: String| SecurityError::UnresolvedUser {
+        container: c.name.clone(),
+        user: u,
+    };
+    // The user part: runAsUser, else the image's; the group part: runAsGroup,
+    // else the image's only when runAsUser did not replace the user.
+    let (uid, user_entry) = match sc.run_as_user {
+        Some(u) => {
+            let uid = id(format!("{cf}.securityContext.runAsUser"), u)?;
+            (uid, db.by_uid(uid))
+        }
         None => match (img.uid, &img.name) {
-            (Some(u), _) => u,
-            (None, None) => 0,
+            (Some(u), _) => (u, db.by_uid(u)),
+            (None, None) => (0, db.by_uid(0)),
             (None, Some(n)) => {
-                return Err(SecurityError::UnresolvedUser {
-                    container: c.name.clone(),
-                    user: n.clone(),
-                })
+                let e = db.by_name(n).ok_or_else(|| unresolved(n.clone()))?;
+                (e.1, Some(e))
             }
         },
     };
     let gid = match sc.run_as_group {
         Some(g) => id(format!("{cf}.securityContext.runAsGroup"), g)?,
-        None => match (img.gid, &img.group_name) {
-            (Some(g), _) => g,
-            (None, None) => 0,
-            (None, Some(n)) => {
-                return Err(SecurityError::UnresolvedUser {
-                    container: c.name.clone(),
-                    user: format!("{}:{n}", image_user.unwrap_or_default()),
-                })
-            }
-        },
+        None => {
+            let image_group = if sc.run_as_user.is_some() {
+                None
+            } else {
+                match (img.gid, &img.group_name) {
+                    (Some(g), _) => Some(g),
+                    (None, Some(n)) => Some(db.group_id(n).ok_or_else(|| {
+                        unresolved(format!("{}", image_user.unwrap_or_default()))
+                    })?),
+                    (None, None) => None,
+                }
+            };
+            image_group.unwrap_or_else(|| user_entry.map(|e| e.2).unwrap_or(0))
+        }
     };
 
-    let mut additional_gids = Vec::new();
+    let strict = psc.and_then(|p| p.supplemental_groups_policy.as_deref()) == Some("Strict");
+    let mut additional_gids = match user_entry {
+        Some(e) if !strict => db.member_of(&e.0),
+        _ => Vec::new(),
+    };
     if let Some(g) = psc.and_then(|p| p.fs_group) {
         additional_gids.push(id("spec.securityContext.fsGroup".into(), g)?);
     }
@@ -560,6 +663,51 @@ mod tests {
             process_security(&p, &c, None).unwrap_err().to_string(),
             "spec.containers[1].securityContext.runAsUser: Invalid value: -1: must be between 0 and 2147483647"
         );
+    }
+
+    #[test]
+    fn image_user_database() {
+        let db = UserDb::parse(
+            "root:x:0:0:root:/root:/bin/sh\nnginx:x:101:102::/:/bin/false\nbad line\n",
+            "root:x:0:\nwheel:x:10:root\nnginx:x:102:\nweb:x:300:nginx,other\n",
+        );
+        let p = pod(json!({"securityContext": {"fsGroup": 2000},
+            "containers": [{"name": "c", "image": "x"}]}));
+        let c = p.spec.as_ref().unwrap().containers[0].clone();
+        let s = process_security_with(&p, &c, Some("nginx"), &db).unwrap();
+        assert_eq!(
+            (s.uid, s.gid, s.additional_gids.clone()),
+            (101, 102, vec![300, 2000])
+        );
+        let s = process_security_with(&p, &c, None, &db).unwrap();
+        assert_eq!(
+            (s.uid, s.gid, s.additional_gids.clone()),
+            (0, 0, vec![10, 2000])
+        );
+        let s = process_security_with(&p, &c, Some("101:web"), &db).unwrap();
+        assert_eq!((s.uid, s.gid), (101, 300));
+        assert!(process_security_with(&p, &c, Some("ghost"), &db)
+            .unwrap_err()
+            .to_string()
+            .contains("ghost"));
+        // runAsUser replaces the image's user and group: the passwd group of that uid, else 0.
+        let p2 = pod(json!({"containers": [{"name": "c", "image": "x",
+            "securityContext": {"runAsUser": 101}}]}));
+        let c2 = p2.spec.as_ref().unwrap().containers[0].clone();
+        let s = process_security_with(&p2, &c2, Some("5:6"), &db).unwrap();
+        assert_eq!((s.uid, s.gid), (101, 102));
+        let s = process_security_with(&p2, &c2, Some("5:6"), &UserDb::default()).unwrap();
+        assert_eq!((s.uid, s.gid), (101, 0));
+        // Strict: no groups from the image.
+        let p3 = pod(
+            json!({"securityContext": {"supplementalGroupsPolicy": "Strict"},
+            "containers": [{"name": "c", "image": "x"}]}),
+        );
+        let c3 = p3.spec.as_ref().unwrap().containers[0].clone();
+        assert!(process_security_with(&p3, &c3, None, &db)
+            .unwrap()
+            .additional_gids
+            .is_empty());
     }
 
     #[test]

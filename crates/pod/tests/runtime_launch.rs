@@ -823,3 +823,41 @@ fn host_users_false_runs_in_a_per_pod_user_namespace() {
     assert_eq!((f.uid(), f.gid()), (base, base + 2000));
     h.finish();
 }
+
+#[test]
+fn image_user_name_resolved_from_the_image_passwd() {
+    if !is_root() {
+        eprintln!("skipping: needs root");
+        return;
+    }
+    let mut h = Harness::new(serde_json::json!({
+        "containers": [{"name": "c", "image": "busybox", "command": ["id"]}]
+    }));
+    let rf = busybox_root(&h.path("rootfs-c"));
+    std::fs::write(
+        rf.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\napp:x:1500:1600::/:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(
+        rf.join("etc/group"),
+        "root:x:0:\napp:x:1600:\nextra:x:1700:root,app\n",
+    )
+    .unwrap();
+    h.prepare().unwrap();
+    let img = ImageProcess {
+        user: Some("app".into()),
+        ..Default::default()
+    };
+    let (code, out) = h.run(0, &img).unwrap();
+    assert_eq!(code, 0, "{out:?}");
+    assert!(
+        out[0].starts_with("uid=1500(app) gid=1600(app) groups="),
+        "{out:?}"
+    );
+    assert!(
+        out[0].contains("1700(extra)"),
+        "member group added: {out:?}"
+    );
+    h.finish();
+}
