@@ -47,7 +47,7 @@ fn rootfs(dir: &Path) -> PathBuf {
     std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
     for a in [
         "sh", "httpd", "cat", "sleep", "touch", "rm", "env", "echo", "printf", "true", "false",
-        "test", "[",
+        "test", "[", "sed",
     ] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
     }
@@ -442,7 +442,11 @@ fn exec_probes_success_failure_and_timeout_kill() {
     let mut f = Fixture::new(serde_json::json!({
         "name": "ex", "image": "busybox",
         "command": ["sh", "-c", "touch /tmp/healthy; exec sleep 600"],
-        "startupProbe": {"exec": {"command": ["cat", "/tmp/healthy"]}, "periodSeconds": 1},
+        // Startup also checks the probe command does not inherit an ignored
+        // SIGPIPE (bit 12 of SigIgn) from the prober (Rust ignores it).
+        "startupProbe": {"exec": {"command": ["sh", "-c",
+            "cat /tmp/healthy && m=$(sed -n 's/^SigIgn:[[:space:]]*//p' /proc/self/status) && [ $(( 0x$m & 0x1000 )) -eq 0 ]"]},
+            "periodSeconds": 1},
         "livenessProbe": {"exec": {"command": ["sh", "-c", "echo checking; test -f /tmp/healthy || { echo gone >&2; exit 3; }"]},
             "periodSeconds": 1, "failureThreshold": 1},
         "readinessProbe": {"exec": {"command": ["sh", "-c", "if [ -f /tmp/hang ]; then exec sleep 4242; fi"]},
