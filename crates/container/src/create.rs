@@ -40,6 +40,10 @@ struct Cleanup<'a> {
     dir: Option<&'a StateDir>,
     cgroup: Option<podrun_cgroups::Cgroup>,
     pidfds: Vec<OwnedFd>,
+    /// The processes this create made (child, init): the only ones it reaps.
+    /// Waiting for any child instead would block on the caller's other
+    /// children (a pod supervisor's pause and containers).
+    pids: Vec<i32>,
     armed: bool,
 }
 
@@ -51,12 +55,13 @@ impl Drop for Cleanup<'_> {
         for fd in &self.pidfds {
             let _ = util::pidfd_signal(fd, libc::SIGKILL);
         }
-        // Reap our direct children (the init or the intermediate stage).
-        loop {
-            match nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::__WALL)) {
-                Ok(_) => continue,
-                Err(_) => break,
-            }
+        // Reap what we started (the init or the intermediate stage; a
+        // reparented init only when we are its subreaper, else ECHILD).
+        for pid in &self.pids {
+            let _ = nix::sys::wait::waitpid(
+                nix::unistd::Pid::from_raw(*pid),
+                Some(nix::sys::wait::WaitPidFlag::__WALL),
+            );
         }
         if let Some(cg) = &self.cgroup {
             if let Err(e) = cg.destroy() {
@@ -77,6 +82,7 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
         dir: Some(&dir),
         cgroup: None,
         pidfds: Vec::new(),
+        pids: Vec::new(),
         armed: true,
     };
 
@@ -203,6 +209,7 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
     drop(console);
     drop(fifo_fd);
     cleanup.pidfds.push(pidfd);
+    cleanup.pids.push(child_pid);
 
     crate::util::trace("create: cloned");
     drop(attach);
@@ -242,6 +249,9 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
                 init_pid = pid;
                 if let Some(fd) = util::pidfd_open(pid) {
                     cleanup.pidfds.push(fd);
+                }
+                if pid != child_pid {
+                    cleanup.pids.push(pid);
                 }
             }
             Some((Msg::HooksReady, _)) => {

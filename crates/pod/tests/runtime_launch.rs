@@ -861,3 +861,37 @@ fn image_user_name_resolved_from_the_image_passwd() {
     );
     h.finish();
 }
+
+#[test]
+fn failed_create_leaves_the_sandbox_and_other_containers_alone() {
+    if !is_root() {
+        eprintln!("skipping: needs root");
+        return;
+    }
+    let mut h = Harness::new(serde_json::json!({
+        "volumes": [{"name": "gone", "emptyDir": {}}],
+        "containers": [
+            {"name": "broken", "image": "busybox", "command": ["true"],
+             "volumeMounts": [{"name": "gone", "mountPath": "/gone"}]},
+            {"name": "fine", "image": "busybox", "command": ["echo", "still-works"]}]
+    }));
+    h.prepare().unwrap();
+    // The bind source disappears: the engine fails while creating the container.
+    std::fs::remove_dir(h.pod_dir.join("volumes/gone")).unwrap();
+    let e = h.run(0, &ImageProcess::default()).unwrap_err();
+    assert!(matches!(e, LaunchError::Runtime { .. }), "{e}");
+    // The pause process (our child) was neither reaped nor waited for.
+    let pause = h.sb.as_ref().unwrap().pid();
+    // SAFETY: signal 0 only checks that the process exists.
+    assert_eq!(unsafe { libc::kill(pause, 0) }, 0, "pause is gone");
+    assert!(std::fs::read_to_string(format!("/proc/{pause}/stat"))
+        .unwrap()
+        .split(' ')
+        .nth(2)
+        .is_some_and(|st| st != "Z"));
+    assert_eq!(
+        h.run(1, &ImageProcess::default()).unwrap(),
+        (0, vec!["still-works".to_string()])
+    );
+    h.finish();
+}
