@@ -426,17 +426,18 @@ pub fn process_security_with(
     let gid = match sc.run_as_group {
         Some(g) => id(format!("{cf}.securityContext.runAsGroup"), g)?,
         None => {
-            let image_group = if sc.run_as_user.is_some() {
-                None
-            } else {
-                match (img.gid, &img.group_name) {
-                    (Some(g), _) => Some(g),
-                    (None, Some(n)) => Some(db.group_id(n).ok_or_else(|| {
-                        unresolved(format!("{}", image_user.unwrap_or_default()))
-                    })?),
-                    (None, None) => None,
-                }
-            };
+            let image_group =
+                if sc.run_as_user.is_some() {
+                    None
+                } else {
+                    match (img.gid, &img.group_name) {
+                        (Some(g), _) => Some(g),
+                        (None, Some(n)) => Some(db.group_id(n).ok_or_else(|| {
+                            unresolved(image_user.unwrap_or_default().to_string())
+                        })?),
+                        (None, None) => None,
+                    }
+                };
             image_group.unwrap_or_else(|| user_entry.map(|e| e.2).unwrap_or(0))
         }
     };

@@ -602,9 +602,7 @@ fn run_as_non_root_refuses_a_root_image() {
     h.prepare().unwrap();
     let e = h.run(0, &ImageProcess::default()).unwrap_err();
     assert!(e.is_config_error());
-    let want = format!(
-        "container has runAsNonRoot and image will run as root (pod: \"default/sec\", container: root)"
-    );
+    let want = "container has runAsNonRoot and image will run as root (pod: \"default/sec\", container: root)";
     assert_eq!(e.to_string(), want);
     let e = h
         .run(
