@@ -304,6 +304,19 @@ pub fn build_spec(
     if let Some(o) = spec.as_object_mut() {
         o.remove("hostname");
     }
+    // Pod sysctls (namespaced: net.*, ipc): kubelet applies them to the
+    // sandbox; every container sets them again in the shared namespaces.
+    let sysctls: serde_json::Map<String, Value> = spec_k
+        .security_context
+        .as_ref()
+        .and_then(|s| s.sysctls.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|s| (s.name.replace('/', "."), json!(s.value)))
+        .collect();
+    if !sysctls.is_empty() {
+        spec["linux"]["sysctl"] = Value::Object(sysctls);
+    }
     if sec.unmasked_proc {
         spec["linux"]["maskedPaths"] = json!([]);
         spec["linux"]["readonlyPaths"] = json!([]);
@@ -709,6 +722,17 @@ mod tests {
         assert_eq!(caps["ambient"], json!([]));
         assert_eq!(caps["inheritable"], json!([]));
         assert!(!s["linux"]["maskedPaths"].as_array().unwrap().is_empty());
+        assert!(s["linux"].get("sysctl").is_none());
+        let p = pod(json!({
+            "securityContext": {"sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"},
+                                            {"name": "kernel/shm_rmid_forced", "value": "1"}]},
+            "containers": [{"name": "c", "image": "x", "command": ["sh"]}]
+        }));
+        let s = spec_for(&p, &[], &ImageProcess::default()).unwrap();
+        assert_eq!(
+            s["linux"]["sysctl"],
+            json!({"net.ipv4.ip_unprivileged_port_start": "0", "kernel.shm_rmid_forced": "1"})
+        );
     }
 
     #[test]

@@ -893,3 +893,35 @@ fn failed_create_leaves_the_sandbox_and_other_containers_alone() {
     );
     h.finish();
 }
+
+#[test]
+fn pod_sysctls_apply_to_the_pod_namespaces_only() {
+    if !is_root() {
+        eprintln!("skipping: needs root");
+        return;
+    }
+    let host_port =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap();
+    let host_shm = std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").unwrap();
+    let mut h = Harness::new(serde_json::json!({
+        "securityContext": {"sysctls": [
+            {"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"},
+            {"name": "kernel.shm_rmid_forced", "value": "1"}]},
+        "containers": [{"name": "c", "image": "busybox",
+            "command": ["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start", "/proc/sys/kernel/shm_rmid_forced"]}]
+    }));
+    h.prepare().unwrap();
+    assert_eq!(
+        h.run(0, &ImageProcess::default()).unwrap(),
+        (0, vec!["0".to_string(), "1".to_string()])
+    );
+    h.finish();
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap(),
+        host_port
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").unwrap(),
+        host_shm
+    );
+}
