@@ -253,9 +253,26 @@ pub fn empty_dir_owner(pod: &Pod) -> Option<(u32, u32)> {
     }
 }
 
-/// Creates the pod's volumes on the host: each emptyDir (tmpfs for Memory,
-/// with its ownership) and the hostPath checks. Idempotent.
+/// Creates the pod's volumes on the host: the hostPath checks first, then
+/// each emptyDir (tmpfs for Memory, with its ownership). Idempotent. On error
+/// the tmpfs mounts are undone.
 pub fn prepare_volumes(pod: &Pod, pod_dir: &Path) -> Result<(), VolumeError> {
+    let volumes = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_deref())
+        .unwrap_or_default();
+    for (i, v) in volumes.iter().enumerate() {
+        check_host_path(i, v)?;
+    }
+    let r = prepare_empty_dirs(pod, pod_dir);
+    if r.is_err() {
+        let _ = unmount_pod_volumes(pod, pod_dir);
+    }
+    r
+}
+
+fn prepare_empty_dirs(pod: &Pod, pod_dir: &Path) -> Result<(), VolumeError> {
     let volumes = pod
         .spec
         .as_ref()
@@ -321,8 +338,6 @@ pub fn prepare_volumes(pod: &Pod, pod_dir: &Path) -> Result<(), VolumeError> {
             }
             std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode))
                 .map_err(io("chmod emptyDir", &d))?;
-        } else if v.host_path.is_some() {
-            check_host_path(i, v)?;
         }
     }
     Ok(())

@@ -656,6 +656,20 @@ fn memory_empty_dir_is_a_sized_tmpfs_shared_by_containers() {
     assert!(mounted_under(&vol).is_empty());
     unmount_pod_volumes(&h.pod, &h.pod_dir).unwrap(); // again: nothing to do
     h.finish();
+
+    // A later volume failing undoes the tmpfs already mounted.
+    let h = Harness::new(serde_json::json!({
+        "volumes": [{"name": "m", "emptyDir": {"medium": "Memory"}},
+                    {"name": "huge", "emptyDir": {"medium": "HugePages"}}],
+        "containers": [{"name": "c", "image": "busybox"}]
+    }));
+    let e = h.prepare().unwrap_err().to_string();
+    assert!(
+        e.starts_with("spec.volumes[1]: MountVolume.SetUp failed for volume \"huge\""),
+        "{e}"
+    );
+    assert!(mounted_under(&h.pod_dir).is_empty());
+    h.finish();
 }
 
 #[test]
