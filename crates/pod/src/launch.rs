@@ -486,6 +486,52 @@ pub fn current_capabilities() -> Vec<String> {
         .collect()
 }
 
+/// Creates the missing mount points of `spec` in `rootfs` (outside /dev,
+/// which the container mounts itself): an empty file for a bind mount of a
+/// file, else a directory. A container in its own user namespace cannot
+/// create them in a root owned by the host's root. Paths are resolved inside
+/// the rootfs (symlinks cannot lead out).
+fn create_mount_points(spec: &Value, rootfs: &Path) -> Result<(), LaunchError> {
+    for m in spec["mounts"].as_array().into_iter().flatten() {
+        let Some(dst) = m["destination"].as_str() else {
+            continue;
+        };
+        if dst == "/dev" || dst.starts_with("/dev/") {
+            continue;
+        }
+        let target =
+            podrun_container::mounts::secure_join(rootfs, Path::new(dst)).map_err(|e| {
+                LaunchError::Io {
+                    what: "resolve mount point",
+                    path: rootfs.join(dst.trim_start_matches('/')),
+                    source: std::io::Error::other(e.to_string()),
+                }
+            })?;
+        if std::fs::symlink_metadata(&target).is_ok() {
+            continue;
+        }
+        let is_file = m["type"] == "bind"
+            && m["source"]
+                .as_str()
+                .and_then(|s| std::fs::metadata(s).ok())
+                .is_some_and(|md| !md.is_dir());
+        if is_file {
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(io("create mount point dir", parent))?;
+            }
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&target)
+                .map_err(io("create mount point", &target))?;
+        } else {
+            std::fs::create_dir_all(&target).map_err(io("create mount point", &target))?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes `<pod_dir>/bundles/<container>/config.json`; returns the bundle dir.
 /// Before that, creates missing subPath directories (with the volume's mode)
 /// and, for a privileged container, lists the host's devices into the spec.
@@ -525,6 +571,9 @@ pub fn write_bundle(
                 a.retain(|c| c.as_str().is_some_and(|c| current.iter().any(|x| x == c)));
             }
         }
+    }
+    if !host_users {
+        create_mount_points(&spec, rootfs)?;
     }
     let dir = ctx.pod_dir.join("bundles").join(&c.name);
     std::fs::create_dir_all(&dir).map_err(io("create bundle dir", &dir))?;

@@ -233,11 +233,6 @@ fn busybox_root(dir: &Path) -> PathBuf {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
     std::fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
-    // Mount points an image normally has: a container in its own user
-    // namespace cannot create them in a root owned by the host's root.
-    for f in ["etc/hosts", "etc/hostname"] {
-        std::fs::write(dir.join(f), "").unwrap();
-    }
     for a in [
         "sh", "id", "ls", "cat", "grep", "touch", "echo", "test", "stat", "mkdir",
     ] {
@@ -815,9 +810,16 @@ fn host_users_false_runs_in_a_per_pod_user_namespace() {
         "securityContext": {"fsGroup": 2000},
         "volumes": [{"name": "data", "emptyDir": {}}],
         "containers": [{"name": "c", "image": "busybox",
-            "command": ["sh", "-c", "cat /proc/self/uid_map; id -u; ls -lnd /data; touch /data/f && ls -ln /data/f"],
+            "command": ["sh", "-c", "cat /proc/self/uid_map; id -u; ls -lnd /data/.; touch /data/f && ls -ln /data/f"],
             "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]
     }));
+    // No /etc/hosts nor /data in this root (write_bundle creates the mount
+    // points), and /data would be a symlink out of the root: replaced by a
+    // path inside it.
+    let rf = busybox_root(&h.path("rootfs-c"));
+    std::fs::remove_dir(rf.join("data")).unwrap();
+    let outside = h.path("outside");
+    std::os::unix::fs::symlink(&outside, rf.join("data")).unwrap();
     h.prepare().unwrap();
     let base = podrun_pod::security::user_namespace_base(&h.uniq);
     let m = std::fs::metadata(h.pod_dir.join("volumes/data")).unwrap();
@@ -833,6 +835,8 @@ fn host_users_false_runs_in_a_per_pod_user_namespace() {
     assert_eq!(&file[2..4], &["0", "2000"], "{out:?}");
     let f = std::fs::metadata(h.pod_dir.join("volumes/data/f")).unwrap();
     assert_eq!((f.uid(), f.gid()), (base, base + 2000));
+    assert!(rf.join("etc/hosts").is_file() && rf.join("etc/hostname").is_file());
+    assert!(!outside.exists(), "mount point created outside the root");
     h.finish();
 }
 
