@@ -1,6 +1,14 @@
-//! Root test: two containers of one pod launched through launch.rs share the
-//! sandbox's network namespace (busybox httpd + wget over 127.0.0.1) and an
-//! emptyDir volume; their output lands in CRI log files; nothing is left behind.
+//! Root tests of launch.rs: containers of a pod started in-process through
+//! `podrun-container`, as the supervisor does: a shared netns and emptyDir,
+//! securityContext (identity, groups, capabilities, no_new_privs, privileged,
+//! read-only root, runAsNonRoot), volumes (Memory emptyDir, hostPath types,
+//! subPath), sysctls and hostUsers=false. Nothing is left behind.
+//!
+//! `harness = false` (see Cargo.toml): the container engine forks from the
+//! calling process, and a fork while another thread (libtest's main thread
+//! printing a result, say) holds the allocator lock deadlocks the child. So
+//! this file has its own single-threaded `main`, which runs the tests in
+//! order and takes name filters and `--skip NAME` like libtest.
 
 use std::path::{Path, PathBuf};
 
@@ -10,15 +18,6 @@ use podrun_pod::launch::{
     start_container, write_bundle, write_pod_files, ImageProcess, LaunchContext,
 };
 use podrun_pod::sandbox::{Sandbox, SandboxConfig};
-
-/// The container engine forks from the calling process: a fork while another
-/// test thread holds the allocator lock would deadlock the child, so the
-/// tests of this file run one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -93,13 +92,11 @@ fn wait_exit(pid: i32) -> i32 {
     }
 }
 
-#[test]
 fn two_containers_share_netns_and_emptydir() {
     if !is_root() {
         eprintln!("skipping: needs root");
         return;
     }
-    let _serial = serial();
     // SAFETY: plain prctl; makes orphaned container inits our children.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let tmp = tempfile::Builder::new()
@@ -254,13 +251,10 @@ struct Harness {
     sb: Option<Sandbox>,
     started: Vec<(String, i32)>,
     cleaned: bool,
-    /// Last: released after the teardown.
-    _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Harness {
     fn new(spec: serde_json::Value) -> Harness {
-        let serial = serial();
         // SAFETY: plain prctl; makes orphaned container inits our children.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
         let tmp = tempfile::Builder::new()
@@ -288,7 +282,6 @@ impl Harness {
             sb: None,
             started: Vec::new(),
             cleaned: false,
-            _serial: serial,
         }
     }
 
@@ -419,7 +412,6 @@ fn cap_mask(names: &[&str]) -> u64 {
         .fold(0, |a, b| a | b)
 }
 
-#[test]
 fn run_as_user_and_fs_group_seen_inside() {
     if !is_root() {
         eprintln!("skipping: needs root");
@@ -467,7 +459,6 @@ fn run_as_user_and_fs_group_seen_inside() {
     h.finish();
 }
 
-#[test]
 fn no_new_privs_only_when_escalation_is_disallowed() {
     if !is_root() {
         eprintln!("skipping: needs root");
@@ -488,7 +479,6 @@ fn no_new_privs_only_when_escalation_is_disallowed() {
     h.finish();
 }
 
-#[test]
 fn capabilities_add_drop_and_privileged() {
     if !is_root() {
         eprintln!("skipping: needs root");
@@ -560,7 +550,6 @@ fn capabilities_add_drop_and_privileged() {
     h.finish();
 }
 
-#[test]
 fn read_only_root_filesystem_refuses_writes() {
     if !is_root() {
         eprintln!("skipping: needs root");
@@ -582,7 +571,6 @@ fn read_only_root_filesystem_refuses_writes() {
     h.finish();
 }
 
-#[test]
 fn run_as_non_root_refuses_a_root_image() {
     if !is_root() {
         eprintln!("skipping: needs root");
@@ -619,7 +607,6 @@ fn run_as_non_root_refuses_a_root_image() {
     h.finish();
 }
 
-#[test]
 fn memory_empty_dir_is_a_sized_tmpfs_shared_by_containers() {
     if !is_root() {
         eprintln!("skipping: needs root");
@@ -667,7 +654,6 @@ fn memory_empty_dir_is_a_sized_tmpfs_shared_by_containers() {
     h.finish();
 }
 
-#[test]
 fn host_path_types_create_and_refuse() {
     if !is_root() {
         eprintln!("skipping: needs root");
@@ -751,7 +737,6 @@ fn host_path_types_create_and_refuse() {
     assert!(!b.join("missing").exists());
 }
 
-#[test]
 fn sub_path_mounts_a_created_subdirectory() {
     if !is_root() {
         eprintln!("skipping: needs root");
@@ -799,7 +784,6 @@ fn sub_path_mounts_a_created_subdirectory() {
     h.finish();
 }
 
-#[test]
 fn host_users_false_runs_in_a_per_pod_user_namespace() {
     if !is_root() {
         eprintln!("skipping: needs root");
@@ -840,7 +824,6 @@ fn host_users_false_runs_in_a_per_pod_user_namespace() {
     h.finish();
 }
 
-#[test]
 fn image_user_name_resolved_from_the_image_passwd() {
     if !is_root() {
         eprintln!("skipping: needs root");
@@ -878,7 +861,6 @@ fn image_user_name_resolved_from_the_image_passwd() {
     h.finish();
 }
 
-#[test]
 fn failed_create_leaves_the_sandbox_and_other_containers_alone() {
     if !is_root() {
         eprintln!("skipping: needs root");
@@ -912,7 +894,6 @@ fn failed_create_leaves_the_sandbox_and_other_containers_alone() {
     h.finish();
 }
 
-#[test]
 fn pod_sysctls_apply_to_the_pod_namespaces_only() {
     if !is_root() {
         eprintln!("skipping: needs root");
@@ -942,4 +923,128 @@ fn pod_sysctls_apply_to_the_pod_namespaces_only() {
         std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").unwrap(),
         host_shm
     );
+}
+
+/// Tests in order; a plain single-threaded runner (see the module docs).
+const TESTS: &[(&str, fn())] = &[
+    (
+        "two_containers_share_netns_and_emptydir",
+        two_containers_share_netns_and_emptydir,
+    ),
+    (
+        "run_as_user_and_fs_group_seen_inside",
+        run_as_user_and_fs_group_seen_inside,
+    ),
+    (
+        "no_new_privs_only_when_escalation_is_disallowed",
+        no_new_privs_only_when_escalation_is_disallowed,
+    ),
+    (
+        "capabilities_add_drop_and_privileged",
+        capabilities_add_drop_and_privileged,
+    ),
+    (
+        "read_only_root_filesystem_refuses_writes",
+        read_only_root_filesystem_refuses_writes,
+    ),
+    (
+        "run_as_non_root_refuses_a_root_image",
+        run_as_non_root_refuses_a_root_image,
+    ),
+    (
+        "memory_empty_dir_is_a_sized_tmpfs_shared_by_containers",
+        memory_empty_dir_is_a_sized_tmpfs_shared_by_containers,
+    ),
+    (
+        "host_path_types_create_and_refuse",
+        host_path_types_create_and_refuse,
+    ),
+    (
+        "sub_path_mounts_a_created_subdirectory",
+        sub_path_mounts_a_created_subdirectory,
+    ),
+    (
+        "host_users_false_runs_in_a_per_pod_user_namespace",
+        host_users_false_runs_in_a_per_pod_user_namespace,
+    ),
+    (
+        "image_user_name_resolved_from_the_image_passwd",
+        image_user_name_resolved_from_the_image_passwd,
+    ),
+    (
+        "failed_create_leaves_the_sandbox_and_other_containers_alone",
+        failed_create_leaves_the_sandbox_and_other_containers_alone,
+    ),
+    (
+        "pod_sysctls_apply_to_the_pod_namespaces_only",
+        pod_sysctls_apply_to_the_pod_namespaces_only,
+    ),
+];
+
+fn main() {
+    let mut filters = Vec::new();
+    let mut skips = Vec::new();
+    let mut list = false;
+    let mut exact = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--skip" => skips.extend(args.next()),
+            "--list" => list = true,
+            "--exact" => exact = true,
+            "--test-threads" | "--format" | "--color" | "--logfile" | "-Z" => {
+                args.next();
+            }
+            s if s.starts_with('-') => {}
+            s => filters.push(s.to_string()),
+        }
+    }
+    let selected: Vec<&(&str, fn())> = TESTS
+        .iter()
+        .filter(|(n, _)| {
+            let hit = |f: &String| {
+                if exact {
+                    n == f
+                } else {
+                    n.contains(f.as_str())
+                }
+            };
+            (filters.is_empty() || filters.iter().any(hit)) && !skips.iter().any(hit)
+        })
+        .collect();
+    if list {
+        for (n, _) in &selected {
+            println!("{n}: test");
+        }
+        return;
+    }
+    println!("\nrunning {} tests", selected.len());
+    let mut failed = Vec::new();
+    for (name, f) in &selected {
+        print!("test {name} ... ");
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        match std::panic::catch_unwind(*f) {
+            Ok(()) => println!("ok"),
+            Err(_) => {
+                println!("FAILED");
+                failed.push(*name);
+            }
+        }
+    }
+    if !failed.is_empty() {
+        println!("\nfailures:");
+        for n in &failed {
+            println!("    {n}");
+        }
+    }
+    println!(
+        "\ntest result: {}. {} passed; {} failed; 0 ignored; 0 measured; {} filtered out\n",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        selected.len() - failed.len(),
+        failed.len(),
+        TESTS.len() - selected.len()
+    );
+    if !failed.is_empty() {
+        std::process::exit(101);
+    }
 }
