@@ -317,6 +317,9 @@ pub fn build_spec(
     if !sysctls.is_empty() {
         spec["linux"]["sysctl"] = Value::Object(sysctls);
     }
+    if let Some(seccomp) = &sec.seccomp {
+        spec["linux"]["seccomp"] = seccomp.clone();
+    }
     if sec.unmasked_proc {
         spec["linux"]["maskedPaths"] = json!([]);
         spec["linux"]["readonlyPaths"] = json!([]);

@@ -98,6 +98,8 @@ pub enum SecurityError {
     UnresolvedUser { container: String, user: String },
     #[error("{field}: Unsupported value: {name:?}: unknown capability")]
     UnknownCapability { field: String, name: String },
+    #[error("{field}: Localhost seccomp profile {profile:?}: podrun does not load Localhost profiles (use RuntimeDefault or Unconfined)")]
+    LocalhostSeccomp { field: String, profile: String },
     #[error("{field}: Invalid value: {value}: must be between 0 and 2147483647")]
     BadId { field: String, value: i64 },
 }
@@ -251,6 +253,9 @@ pub struct ProcessSecurity {
     pub read_only_root: bool,
     /// `procMount: Unmasked` or privileged: no masked / read-only /proc paths.
     pub unmasked_proc: bool,
+    /// seccompProfile RuntimeDefault (container over pod), not privileged:
+    /// the OCI `linux.seccomp` of [`runtime_default_seccomp`].
+    pub seccomp: Option<serde_json::Value>,
 }
 
 /// `NET_ADMIN`, `cap_net_admin`, `CAP_NET_ADMIN` → `CAP_NET_ADMIN`, if known.
@@ -481,6 +486,27 @@ pub fn process_security_with(
     } else {
         Vec::new()
     };
+    // containerd: a privileged container runs without seccomp.
+    let seccomp = match sc.seccomp_profile.as_ref() {
+        _ if privileged => None,
+        Some(p) if p.type_ == "RuntimeDefault" => Some(runtime_default_seccomp(&bounding)),
+        Some(p) if p.type_ == "Localhost" => {
+            let field = if c
+                .security_context
+                .as_ref()
+                .is_some_and(|s| s.seccomp_profile.is_some())
+            {
+                format!("{cf}.securityContext.seccompProfile")
+            } else {
+                "spec.securityContext.seccompProfile".into()
+            };
+            return Err(SecurityError::LocalhostSeccomp {
+                field,
+                profile: p.localhost_profile.clone().unwrap_or_default(),
+            });
+        }
+        _ => None,
+    };
     Ok(ProcessSecurity {
         uid,
         gid,
@@ -493,6 +519,132 @@ pub fn process_security_with(
         effective,
         read_only_root: sc.read_only_root_filesystem == Some(true),
         unmasked_proc: privileged || sc.proc_mount.as_deref() == Some("Unmasked"),
+        seccomp,
+    })
+}
+
+/// Syscalls RuntimeDefault refuses (EPERM) unless the container holds one of
+/// the listed capabilities: the blocks of moby's / containerd's default
+/// profile, expressed as a deny list over an allow-by-default filter.
+const SECCOMP_BLOCKED: &[(&[&str], &[&str])] = &[
+    // Kernel keyring: not namespaced.
+    (&["add_key", "keyctl", "request_key"], &[]),
+    (&["bpf"], &["CAP_SYS_ADMIN", "CAP_BPF"]),
+    (&["perf_event_open"], &["CAP_SYS_ADMIN", "CAP_PERFMON"]),
+    (
+        &["clock_adjtime", "clock_settime", "settimeofday", "stime"],
+        &["CAP_SYS_TIME"],
+    ),
+    (
+        &[
+            "create_module",
+            "delete_module",
+            "finit_module",
+            "init_module",
+            "get_kernel_syms",
+            "query_module",
+        ],
+        &["CAP_SYS_MODULE"],
+    ),
+    (&["ioperm", "iopl"], &["CAP_SYS_RAWIO"]),
+    (&["kcmp"], &["CAP_SYS_PTRACE"]),
+    (
+        &["kexec_file_load", "kexec_load", "reboot"],
+        &["CAP_SYS_BOOT"],
+    ),
+    (&["acct"], &["CAP_SYS_PACCT"]),
+    (&["syslog"], &["CAP_SYSLOG"]),
+    (
+        &["get_mempolicy", "mbind", "move_pages", "set_mempolicy"],
+        &["CAP_SYS_NICE"],
+    ),
+    (&["open_by_handle_at"], &["CAP_DAC_READ_SEARCH"]),
+    (
+        &[
+            "mount",
+            "umount",
+            "umount2",
+            "unshare",
+            "setns",
+            "pivot_root",
+            "quotactl",
+            "swapon",
+            "swapoff",
+            "lookup_dcookie",
+            "name_to_handle_at",
+            "fanotify_init",
+            "open_tree",
+            "move_mount",
+            "fsopen",
+            "fsconfig",
+            "fsmount",
+            "fspick",
+            "mount_setattr",
+        ],
+        &["CAP_SYS_ADMIN"],
+    ),
+    (&["userfaultfd"], &["CAP_SYS_PTRACE"]),
+    (
+        &[
+            "nfsservctl",
+            "sysfs",
+            "_sysctl",
+            "uselib",
+            "ustat",
+            "vm86",
+            "vm86old",
+        ],
+        &[],
+    ),
+    (
+        &["io_uring_setup", "io_uring_enter", "io_uring_register"],
+        &[],
+    ),
+];
+
+/// clone(2) flags that create namespaces: refused without CAP_SYS_ADMIN.
+const CLONE_NAMESPACE_FLAGS: [u64; 7] = [
+    0x0002_0000, // CLONE_NEWNS
+    0x0200_0000, // CLONE_NEWCGROUP
+    0x0400_0000, // CLONE_NEWUTS
+    0x0800_0000, // CLONE_NEWIPC
+    0x1000_0000, // CLONE_NEWUSER
+    0x2000_0000, // CLONE_NEWPID
+    0x4000_0000, // CLONE_NEWNET
+];
+
+/// Pure: the OCI `linux.seccomp` podrun applies for `seccompProfile:
+/// RuntimeDefault`, given the container's capabilities. It refuses what the
+/// moby / containerd default profile refuses (keyring, kernel modules, mount
+/// and namespace syscalls, clock setting, reboot, io_uring, ...) with EPERM,
+/// namespace flags of clone(2) too, and clone3 with ENOSYS so libc falls back
+/// to clone. Capabilities re-allow their syscalls as in that profile. Unlike
+/// the allow-list original, syscalls not listed here (newer ones) are allowed.
+pub fn runtime_default_seccomp(caps: &[String]) -> serde_json::Value {
+    use serde_json::json;
+    let has = |need: &[&str]| need.iter().any(|n| caps.iter().any(|c| c == n));
+    let mut rules = Vec::new();
+    for (names, unless) in SECCOMP_BLOCKED {
+        if !unless.is_empty() && has(unless) {
+            continue;
+        }
+        rules.push(json!({"names": names, "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM}));
+    }
+    if !has(&["CAP_SYS_ADMIN"]) {
+        for f in CLONE_NAMESPACE_FLAGS {
+            rules.push(
+                json!({"names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM,
+                "args": [{"index": 0, "value": f, "valueTwo": f, "op": "SCMP_CMP_MASKED_EQ"}]}),
+            );
+        }
+        rules.push(
+            json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS}),
+        );
+    }
+    json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": rules,
     })
 }
 
@@ -709,6 +861,61 @@ mod tests {
             .unwrap()
             .additional_gids
             .is_empty());
+    }
+
+    #[test]
+    fn seccomp_runtime_default_follows_capabilities() {
+        let names = |v: &serde_json::Value| -> Vec<String> {
+            v["syscalls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|r| r["names"].as_array().unwrap().clone())
+                .map(|n| n.as_str().unwrap().to_string())
+                .collect()
+        };
+        let dflt: Vec<String> = DEFAULT_CAPABILITIES.iter().map(|s| s.to_string()).collect();
+        let p = runtime_default_seccomp(&dflt);
+        assert_eq!(p["defaultAction"], "SCMP_ACT_ALLOW");
+        let n = names(&p);
+        for s in [
+            "mount", "unshare", "setns", "keyctl", "reboot", "clone", "clone3", "bpf",
+        ] {
+            assert!(n.contains(&s.to_string()), "{s} not blocked");
+        }
+        let mut with_admin = dflt.clone();
+        with_admin.push("CAP_SYS_ADMIN".into());
+        let n = names(&runtime_default_seccomp(&with_admin));
+        assert!(!n.contains(&"mount".to_string()) && !n.contains(&"clone".to_string()));
+        assert!(n.contains(&"keyctl".to_string()) && n.contains(&"reboot".to_string()));
+
+        let pod_rd = pod(
+            json!({"securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{"name": "c", "image": "x"},
+                           {"name": "u", "image": "x", "securityContext": {"seccompProfile": {"type": "Unconfined"}}},
+                           {"name": "p", "image": "x", "securityContext": {"privileged": true}}]}),
+        );
+        let cs = pod_rd.spec.as_ref().unwrap().containers.clone();
+        assert!(process_security(&pod_rd, &cs[0], None)
+            .unwrap()
+            .seccomp
+            .is_some());
+        assert!(process_security(&pod_rd, &cs[1], None)
+            .unwrap()
+            .seccomp
+            .is_none());
+        assert!(process_security(&pod_rd, &cs[2], None)
+            .unwrap()
+            .seccomp
+            .is_none());
+        let p = pod(
+            json!({"containers": [{"name": "c", "image": "x", "securityContext":
+            {"seccompProfile": {"type": "Localhost", "localhostProfile": "my.json"}}}]}),
+        );
+        assert_eq!(
+            sec(&p, None).unwrap_err().to_string(),
+            "spec.containers[0].securityContext.seccompProfile: Localhost seccomp profile \"my.json\": podrun does not load Localhost profiles (use RuntimeDefault or Unconfined)"
+        );
     }
 
     #[test]

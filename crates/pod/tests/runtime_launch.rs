@@ -231,7 +231,8 @@ fn busybox_root(dir: &Path) -> PathBuf {
     }
     std::fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
     for a in [
-        "sh", "id", "ls", "cat", "grep", "touch", "echo", "test", "stat", "mkdir",
+        "sh", "id", "ls", "cat", "grep", "touch", "echo", "test", "stat", "mkdir", "unshare",
+        "true",
     ] {
         std::os::unix::fs::symlink("busybox", dir.join("bin").join(a)).unwrap();
     }
@@ -925,6 +926,41 @@ fn pod_sysctls_apply_to_the_pod_namespaces_only() {
     );
 }
 
+fn seccomp_runtime_default_blocks_namespaces_and_keyring() {
+    if !is_root() {
+        eprintln!("skipping: needs root");
+        return;
+    }
+    // unshare -U needs no capability: only the filter can refuse it.
+    let script =
+        "grep Seccomp: /proc/self/status; unshare -U true && echo userns-ok || echo userns-refused";
+    let mut h = Harness::new(serde_json::json!({
+        "containers": [
+            {"name": "confined", "image": "busybox", "command": ["sh", "-c", script],
+             "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}}},
+            {"name": "unconfined", "image": "busybox", "command": ["sh", "-c", script]},
+            {"name": "nonroot", "image": "busybox", "command": ["sh", "-c", script],
+             "securityContext": {"runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}}}]
+    }));
+    h.prepare().unwrap();
+    let (code, out) = h.run(0, &ImageProcess::default()).unwrap();
+    assert_eq!(code, 0, "{out:?}");
+    assert_eq!(out[0], "Seccomp:\t2", "{out:?}");
+    assert_eq!(out.last().unwrap(), "userns-refused", "{out:?}");
+    let (code, out) = h.run(1, &ImageProcess::default()).unwrap();
+    assert_eq!(code, 0, "{out:?}");
+    assert_eq!(
+        out,
+        vec!["Seccomp:\t0".to_string(), "userns-ok".to_string()]
+    );
+    // A non-root user (no CAP_SYS_ADMIN left, no no_new_privs) is filtered too.
+    let (code, out) = h.run(2, &ImageProcess::default()).unwrap();
+    assert_eq!(code, 0, "{out:?}");
+    assert_eq!(out[0], "Seccomp:\t2", "{out:?}");
+    assert_eq!(out.last().unwrap(), "userns-refused", "{out:?}");
+    h.finish();
+}
+
 /// Tests in order; a plain single-threaded runner (see the module docs).
 const TESTS: &[(&str, fn())] = &[
     (
@@ -978,6 +1014,10 @@ const TESTS: &[(&str, fn())] = &[
     (
         "pod_sysctls_apply_to_the_pod_namespaces_only",
         pod_sysctls_apply_to_the_pod_namespaces_only,
+    ),
+    (
+        "seccomp_runtime_default_blocks_namespaces_and_keyring",
+        seccomp_runtime_default_blocks_namespaces_and_keyring,
     ),
 ];
 
