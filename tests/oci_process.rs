@@ -513,3 +513,19 @@ fn exec_inherits_config_env_and_adds_caps() {
     let want = caps_to_mask(&DEFAULT_CAPS) | caps_to_mask(&["CAP_NET_RAW"]);
     assert_eq!(cap_mask(&stdout(&o), "CapEff"), want, "{}", describe(&o));
 }
+
+/// Signals ignored by the runtime's caller (here the test process, which
+/// ignores SIGPIPE as every Rust program does; add SIGINT) must not stay
+/// ignored in the container: execve keeps SIG_IGN.
+#[test]
+fn ignored_signals_are_not_inherited() {
+    // SAFETY: setting a disposition; the test process restores it below.
+    let old = unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+    let mut c = Ctr::new("sigign");
+    c.args(&["grep", "SigIgn", "/proc/self/status"]);
+    let o = c.run();
+    // SAFETY: restoring the previous disposition.
+    unsafe { libc::signal(libc::SIGINT, old) };
+    assert_ok(&o, "run");
+    assert_eq!(stdout(&o).trim(), "SigIgn:\t0000000000000000");
+}

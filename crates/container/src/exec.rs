@@ -189,6 +189,7 @@ fn exec_child(
     console_sock: Option<RawFd>,
     preserve_fds: u32,
 ) -> Result<Never> {
+    crate::util::reset_signal_dispositions();
     let _ = nix::sys::signal::sigprocmask(
         nix::sys::signal::SigmaskHow::SIG_SETMASK,
         Some(&nix::sys::signal::SigSet::empty()),

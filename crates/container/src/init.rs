@@ -69,6 +69,7 @@ fn run(a: &InitArgs) -> Result<Never> {
         Some(&nix::sys::signal::SigSet::empty()),
         None,
     );
+    crate::util::reset_signal_dispositions();
     if let Some(at) = a.attach {
         at.attach_current()?;
     }

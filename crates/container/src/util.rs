@@ -57,6 +57,46 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     })
 }
 
+/// Resets every signal's disposition to SIG_DFL. An ignored signal survives
+/// execve, so whatever the runtime (or its caller, e.g. a supervisor that
+/// ignores SIGPIPE, or a shell's `trap '' INT`) ignores would otherwise be
+/// ignored by the container's processes too. Handlers are reset by execve
+/// anyway; this makes the container start from the defaults, as runc's do.
+pub fn reset_signal_dispositions() {
+    // The kernel's struct sigaction for rt_sigaction(2) on x86-64/aarch64:
+    // handler, flags, restorer, mask.
+    #[repr(C)]
+    struct KSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction with a valid new action and no old-action
+        // pointer; the raw syscall also reaches the signals glibc reserves
+        // (32, 33), which libc::signal refuses.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl as *const KSigaction,
+                std::ptr::null_mut::<KSigaction>(),
+                8usize,
+            )
+        };
+    }
+}
+
 /// What /proc/<pid>/stat says about a process: its state letter and start time (in clock
 /// ticks since boot). The start time tells a live container init from a recycled pid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
