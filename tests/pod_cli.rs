@@ -637,3 +637,29 @@ fn top_shows_cpu_capped_by_the_limit_and_memory_per_container() {
         "{pods}"
     );
 }
+
+#[test]
+fn a_missing_binary_is_a_start_error() {
+    let env = PodEnv::new("starterr");
+    let yaml = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: bad\nspec:\n  restartPolicy: Never\n  containers:\n".to_string()
+        + &format!("  - name: c\n    image: {IMAGE}\n    imagePullPolicy: IfNotPresent\n    command: [\"/nonexistent\"]\n");
+    let p = env.manifest("bad.yaml", &yaml);
+    let r = env.run(&["create", "-f", p.to_str().unwrap(), "--wait"]);
+    assert_eq!(r.status.code(), Some(1), "--wait reports the failure");
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("StartError"),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let v = env.get("bad");
+    assert_eq!(PodEnv::phase(&v), "Failed");
+    let t = &PodEnv::cstatus(&v, "c")["state"]["terminated"];
+    assert_eq!(t["reason"], "StartError");
+    assert_eq!(t["exitCode"], 128);
+    assert!(
+        t["message"].as_str().unwrap().contains("/nonexistent"),
+        "{t}"
+    );
+    let d = env.ok(&["describe", "pod", "bad"]);
+    assert!(d.contains("Failed") && d.contains("Error: "), "{d}");
+}
