@@ -208,9 +208,15 @@ impl UserDb {
         UserDb { passwd, group }
     }
 
-    /// Reads `<rootfs>/etc/passwd` and `<rootfs>/etc/group` (missing files: empty).
+    /// Reads `<rootfs>/etc/passwd` and `<rootfs>/etc/group` (missing files:
+    /// empty), resolving symlinks inside the root, never to the host's files.
     pub fn load(rootfs: &std::path::Path) -> UserDb {
-        let read = |f: &str| std::fs::read_to_string(rootfs.join(f)).unwrap_or_default();
+        let read = |f: &str| {
+            podrun_container::mounts::secure_join(rootfs, std::path::Path::new(f))
+                .ok()
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .unwrap_or_default()
+        };
         UserDb::parse(&read("etc/passwd"), &read("etc/group"))
     }
 
@@ -916,6 +922,20 @@ mod tests {
             sec(&p, None).unwrap_err().to_string(),
             "spec.containers[0].securityContext.seccompProfile: Localhost seccomp profile \"my.json\": podrun does not load Localhost profiles (use RuntimeDefault or Unconfined)"
         );
+    }
+
+    #[test]
+    fn user_db_stays_inside_the_root() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        std::fs::create_dir_all(d.path().join("x")).unwrap();
+        std::fs::write(d.path().join("x/pw"), "app:x:7:8::/:/bin/sh\n").unwrap();
+        // Absolute links resolve inside the root: /x/pw is the root's, /etc/group the root's (missing).
+        std::os::unix::fs::symlink("/x/pw", d.path().join("etc/passwd")).unwrap();
+        std::os::unix::fs::symlink("/etc/group", d.path().join("etc/group")).unwrap();
+        let db = UserDb::load(d.path());
+        assert_eq!(db.passwd, vec![("app".to_string(), 7, 8)]);
+        assert!(db.group.is_empty(), "the host's /etc/group was read");
     }
 
     #[test]
