@@ -380,8 +380,18 @@ fn run_as_non_root_refuses_a_root_container() {
                 .as_str()
                 .is_some_and(|r| r.contains("Error"))
     });
-    let s = serde_json::to_string(&PodEnv::cstatus(&v, "c")).unwrap();
-    assert!(s.contains("runAsNonRoot"), "{s}");
+    let c = PodEnv::cstatus(&v, "c");
+    assert_eq!(
+        c["state"]["waiting"]["reason"], "CreateContainerConfigError",
+        "{c}"
+    );
+    let msg = c["state"]["waiting"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(msg.contains("runAsNonRoot"), "{msg}");
+    assert_eq!(PodEnv::phase(&v), "Pending");
+    let table = env.ok(&["get", "pods"]);
+    assert!(table.contains("CreateContainerConfigError"), "{table}");
 }
 
 #[test]

@@ -369,6 +369,7 @@ fn image_process(c: &podrun_image::ImageConfig) -> ImageProcess {
         env: c.env.clone(),
         working_dir: c.working_dir.clone(),
         user: c.user.clone(),
+        stop_signal: c.stop_signal.clone(),
     }
 }
 

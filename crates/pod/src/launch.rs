@@ -68,6 +68,9 @@ pub struct ImageProcess {
     pub env: Vec<String>,
     pub working_dir: Option<String>,
     pub user: Option<String>,
+    /// The image's StopSignal (e.g. `SIGQUIT`), used when the container has no
+    /// `lifecycle.stopSignal`.
+    pub stop_signal: Option<String>,
 }
 
 /// Everything about the pod a container launch needs.

@@ -214,11 +214,13 @@ struct Stopping {
 /// kubelet's minimum time between the stop signal and SIGKILL.
 const MIN_GRACE_AFTER_SIGNAL: Duration = Duration::from_secs(2);
 
-/// The stop signal of a container: `lifecycle.stopSignal`, else SIGTERM.
-fn stop_signal(c: &Container) -> i32 {
+/// The stop signal of a container: `lifecycle.stopSignal`, else the image's
+/// StopSignal, else SIGTERM.
+fn stop_signal(c: &Container, image: Option<&str>) -> i32 {
     c.lifecycle
         .as_ref()
         .and_then(|l| l.stop_signal.as_deref())
+        .or(image)
         .and_then(|s| podrun_container::signal::parse(s).ok())
         .unwrap_or(libc::SIGTERM)
 }
@@ -391,11 +393,12 @@ impl Sup<'_> {
             Some(p) => p.prepare(&name),
             None => Ok(img.rootfs.clone()),
         };
+        // Err((message, is a configuration error)).
         let res = match rootfs {
             Ok(rootfs) => write_bundle(ctx, &slot.spec, &img.process, &rootfs)
                 .and_then(|b| start_container(&self.rt, &id, &b, &log))
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e),
+                .map_err(|e| (e.to_string(), e.is_config_error())),
+            Err(e) => Err((e, false)),
         };
         let t = now();
         let mono = self.mono();
@@ -450,7 +453,20 @@ impl Sup<'_> {
                     format!("Started container {name}"),
                 );
             }
-            Err(e) => {
+            Err((e, true)) => {
+                // kubelet: CreateContainerConfigError is a Waiting state, retried
+                // (with back-off here) whatever the restartPolicy: the container
+                // never ran.
+                tracing::warn!(container = %name, error = %e, "container config error");
+                let _ = self.rt.delete(&id, true);
+                slot.rec.state = crate::status::State::Waiting {
+                    reason: crate::status::reason::CREATE_CONTAINER_CONFIG_ERROR.into(),
+                    message: Some(e.clone()),
+                };
+                slot.restart_due = Some(mono);
+                self.event(true, "Failed", &object, format!("Error: {e}"));
+            }
+            Err((e, false)) => {
                 tracing::warn!(container = %name, error = %e, "container start failed");
                 let e2 = e.clone();
                 let _ = self.rt.delete(&id, true);
@@ -863,7 +879,11 @@ impl Sup<'_> {
         }
         st.kill_at = Some(st.deadline.max(now + MIN_GRACE_AFTER_SIGNAL));
         if let Some((r, _)) = &slot.run {
-            let sig = stop_signal(&slot.spec);
+            let image_sig = self
+                .images
+                .get(&slot.spec.name)
+                .and_then(|i| i.process.stop_signal.as_deref());
+            let sig = stop_signal(&slot.spec, image_sig);
             tracing::info!(container = %slot.spec.name, sig, "stop signal");
             let _ = self.rt.kill(&r.id, sig, false);
         }
@@ -1111,6 +1131,9 @@ fn run_pod_inner(
     let _ = std::fs::remove_file(dirs.pod_dir.join(crate::podstate::files::PAUSE_PID));
     remove_cgroup(&opts.cgroup_parent);
     let _ = std::fs::remove_dir_all(dirs.pod_dir.join("bundles"));
+    if let Err(e) = crate::volumes::unmount_pod_volumes(pod, &dirs.pod_dir) {
+        tracing::warn!(error = %e, "cannot unmount pod volumes");
+    }
     let _ = std::fs::remove_dir_all(dirs.pod_dir.join("volumes"));
     let _ = std::fs::remove_file(dirs.pod_dir.join("stop"));
     result?;
@@ -1409,13 +1432,14 @@ mod tests {
     #[test]
     fn stop_signal_and_hook_kinds() {
         let c = container(serde_json::json!({"name": "a"}));
-        assert_eq!(super::stop_signal(&c), libc::SIGTERM);
+        assert_eq!(super::stop_signal(&c, None), libc::SIGTERM);
+        assert_eq!(super::stop_signal(&c, Some("SIGQUIT")), libc::SIGQUIT);
         assert!(!super::needs_health(&c));
         let c = container(
             serde_json::json!({"name": "a", "lifecycle": {"stopSignal": "SIGUSR1",
             "postStart": {"exec": {"command": ["true"]}}, "preStop": {"httpGet": {"port": 80}}}}),
         );
-        assert_eq!(super::stop_signal(&c), libc::SIGUSR1);
+        assert_eq!(super::stop_signal(&c, Some("SIGHUP")), libc::SIGUSR1);
         assert!(super::needs_health(&c));
         assert_eq!(
             super::hook_kind_name(&c, crate::health::HookKind::PostStart),
@@ -1429,7 +1453,7 @@ mod tests {
             serde_json::json!({"name": "a", "lifecycle": {"stopSignal": "QUIT"},
             "readinessProbe": {"tcpSocket": {"port": 1}}}),
         );
-        assert_eq!(super::stop_signal(&c), libc::SIGQUIT);
+        assert_eq!(super::stop_signal(&c, None), libc::SIGQUIT);
         assert!(super::needs_health(&c));
     }
 
