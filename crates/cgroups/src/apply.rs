@@ -38,7 +38,16 @@ impl Cgroup {
             fsio::read_raw(&d.join(f)).ok()
         };
         let plan = match self.mode {
-            Mode::V2 => plan_v2(res, &avail, &probe)?,
+            Mode::V2 => match plan_v2(res, &avail, &probe) {
+                // podrun started in a cgroup that holds processes (a CI job): delegate, retry.
+                Err(Error::ControllerMissing { ref controller, .. })
+                    if self.v2_base_busy_with(controller) =>
+                {
+                    self.delegate_v2()?;
+                    plan_v2(res, &self.avail(), &probe)?
+                }
+                r => r?,
+            },
             Mode::V1 => plan_v1(res, &avail, &probe)?,
         };
         for w in &plan.warnings {

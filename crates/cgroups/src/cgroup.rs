@@ -212,9 +212,11 @@ impl Cgroup {
             let parent = dir.clone();
             dir.push(comp);
             if is_unified {
-                if self.mode == Mode::V2 && parent == n.base {
-                    // Our base (the caller's cgroup) may hold processes: make it a pure parent.
-                    delegate_base(&parent)?;
+                if self.mode == Mode::V2 && parent == n.base && has_procs(&parent) {
+                    // A base that holds processes is left alone: one by one, only threaded
+                    // controllers (cpu, pids...) would get enabled there, which makes our new
+                    // child an invalid domain (clone3/migration into it: EOPNOTSUPP). `apply`
+                    // delegates if a limit needs a controller (see `delegate_v2`).
                 } else {
                     enable_subtree_controllers(&parent);
                 }
@@ -226,6 +228,37 @@ impl Cgroup {
             }
             if is_cpuset {
                 copy_cpuset_from_parent(&parent, &dir)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// cgroup v2: whether the directory we nest under offers `controller` but holds processes
+    /// of its own, so it cannot enable it for us (the "no internal processes" rule).
+    pub(crate) fn v2_base_busy_with(&self, controller: &str) -> bool {
+        self.mode == Mode::V2
+            && self.unified.as_ref().is_some_and(|n| {
+                fsio::read_raw(&n.base.join("cgroup.controllers"))
+                    .is_ok_and(|s| s.split_ascii_whitespace().any(|c| c == controller))
+                    && has_procs(&n.base)
+            })
+    }
+
+    /// cgroup v2 delegation: make the base a pure parent (its processes move to
+    /// `<base>/podrun-leaf`), then enable the available controllers level by level down to
+    /// the leaf. Called by `apply` when a requested controller is missing and the base is busy.
+    pub(crate) fn delegate_v2(&self) -> Result<()> {
+        let Some(n) = self.unified.as_ref().filter(|_| self.mode == Mode::V2) else {
+            return Ok(());
+        };
+        delegate_base(&n.base)?;
+        let rel = n.leaf.strip_prefix(&n.base).unwrap_or(Path::new(""));
+        let mut dir = n.base.clone();
+        let mut comps = rel.components().peekable();
+        while let Some(c) = comps.next() {
+            dir.push(c);
+            if comps.peek().is_some() {
+                enable_subtree_controllers(&dir);
             }
         }
         Ok(())
@@ -494,69 +527,56 @@ fn enable_subtree_controllers(parent: &Path) {
     }
 }
 
-/// cgroup v2, the directory we nest under: enable its available controllers for its children.
-/// When that fails with EBUSY because it holds processes (podrun started in a CI job's cgroup),
-/// move every process of it to `<base>/podrun-leaf` (created if needed) and enable them again,
-/// as container-in-container entrypoints do. A base with nothing to enable costs two reads.
+/// Whether the cgroup directory lists processes of its own.
+fn has_procs(dir: &Path) -> bool {
+    fsio::read_raw(&dir.join("cgroup.procs")).is_ok_and(|s| !s.trim().is_empty())
+}
+
+/// cgroup v2 delegation for the directory we nest under: if it holds processes (podrun
+/// started in a CI job's cgroup), move every one of them to `<base>/podrun-leaf` (created if
+/// needed), as container-in-container entrypoints do; then enable its available controllers
+/// for its children. Nothing happens when every controller is already enabled.
 fn delegate_base(base: &Path) -> Result<()> {
     let avail = match fsio::read_raw(&base.join("cgroup.controllers")) {
         Ok(s) => s,
         Err(_) => return Ok(()),
     };
     let enabled = fsio::read_raw(&base.join("cgroup.subtree_control")).unwrap_or_default();
-    let want = missing_controllers(&avail, &enabled);
-    if want.is_empty() {
+    if missing_controllers(&avail, &enabled).is_empty() {
         return Ok(());
     }
-    let f = base.join("cgroup.subtree_control");
-    let all = want
-        .iter()
-        .map(|c| format!("+{c}"))
-        .collect::<Vec<_>>()
-        .join(" ");
-    match fsio::write_raw(&f, &all) {
-        Ok(()) => return Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
-        Err(_) => {
-            // e.g. one controller cannot be enabled here: enable what can be; `apply` names
-            // a missing controller that is really needed.
-            enable_subtree_controllers(base);
-            return Ok(());
+    let pids = fsio::read(&base.join("cgroup.procs"))?;
+    if !pids.trim().is_empty() {
+        let pid_list = pids.split_whitespace().collect::<Vec<_>>().join(" ");
+        let fail = |reason: String| Error::Delegation {
+            dir: base.to_path_buf(),
+            leaf: crate::resolve::DELEGATION_LEAF,
+            pids: pid_list.clone(),
+            reason,
+        };
+        let leaf = base.join(crate::resolve::DELEGATION_LEAF);
+        match std::fs::create_dir(&leaf) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(fail(format!(
+                    "mkdir {}: {}",
+                    leaf.display(),
+                    crate::error::errno_text(&e)
+                )))
+            }
         }
+        move_all_procs(base, &leaf).map_err(fail)?;
+        tracing::info!(
+            base = %base.display(),
+            leaf = %leaf.display(),
+            pids = %pid_list,
+            "moved the processes of the cgroup podrun nests under to a leaf (cgroup v2 delegation)"
+        );
     }
-    let procs_file = base.join("cgroup.procs");
-    let pids = fsio::read(&procs_file)?;
-    if pids.trim().is_empty() {
-        enable_subtree_controllers(base);
-        return Ok(());
-    }
-    let pid_list = pids.split_whitespace().collect::<Vec<_>>().join(" ");
-    let fail = |reason: String| Error::Delegation {
-        dir: base.to_path_buf(),
-        leaf: crate::resolve::DELEGATION_LEAF,
-        pids: pid_list.clone(),
-        reason,
-    };
-    let leaf = base.join(crate::resolve::DELEGATION_LEAF);
-    match std::fs::create_dir(&leaf) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(fail(format!("mkdir {}: {e}", leaf.display()))),
-    }
-    move_all_procs(base, &leaf).map_err(fail)?;
-    tracing::info!(
-        base = %base.display(),
-        leaf = %leaf.display(),
-        pids = %pid_list,
-        "moved the processes of the cgroup podrun nests under to a leaf (cgroup v2 delegation)"
-    );
-    fsio::write_raw(&f, &all).map_err(|e| {
-        fail(format!(
-            "after the move, write {all:?} to {}: {}",
-            f.display(),
-            crate::error::errno_text(&e)
-        ))
-    })
+    // `apply` plans again and names a controller that is still missing.
+    enable_subtree_controllers(base);
+    Ok(())
 }
 
 /// Move every process listed in `from/cgroup.procs` to `to`, until `from` is empty (processes

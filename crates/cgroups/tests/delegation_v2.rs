@@ -1,8 +1,8 @@
 //! cgroup v2 delegation, exercised on this hybrid host's cgroup2 mount (/sys/fs/cgroup/unified,
 //! where hugetlb is a domain controller): podrun started from a non-root cgroup that already
-//! holds processes (a CI job's cgroup) moves them to `<job>/podrun-leaf`, enables the
-//! controllers and nests containers beside the leaf; when the move is impossible the error says
-//! what to do. The process that "is podrun" is this test binary re-executed (a helper test),
+//! holds processes (a CI job's cgroup) moves them to `<job>/podrun-leaf` when a limit needs a
+//! controller the job cannot enable (not before), enables the controllers and nests containers
+//! beside the leaf; when the move is impossible the error says what to do. The process that "is podrun" is this test binary re-executed (a helper test),
 //! so the test harness itself never changes cgroup.
 
 mod common;
@@ -127,8 +127,8 @@ fn v2_delegation_failure_says_what_to_do() {
     let _g = JobCleanup(job.clone());
     let other = Reap(sleeper());
     std::fs::write(job.join("cgroup.procs"), other.0.id().to_string()).unwrap();
-    // No sub-cgroup may be created below the job: the move to a leaf cannot happen.
-    std::fs::write(job.join("cgroup.max.depth"), "0").unwrap();
+    // One sub-cgroup only (the container's): the move to a leaf cannot happen.
+    std::fs::write(job.join("cgroup.max.descendants"), "1").unwrap();
 
     let (ok, out) = run_helper(&job, "fail");
     assert!(ok, "helper failed:\n{out}");
@@ -151,8 +151,21 @@ fn delegation_helper() {
     };
     let cg = Cgroup::resolve(&layout, None, "c1").unwrap();
     assert_eq!(cg.unified_dir().unwrap(), job.join("c1"));
+    // create() alone moves nothing: a request without limits needs no controller.
+    cg.create().unwrap();
+    assert!(
+        !self_cgroup().contains(DELEGATION_LEAF),
+        "{}",
+        self_cgroup()
+    );
+    assert!(!job.join(DELEGATION_LEAF).exists());
+    cg.apply(&serde_json::from_str(r#"{"devices":[]}"#).unwrap())
+        .unwrap();
+    assert!(!job.join(DELEGATION_LEAF).exists());
+    let hugetlb =
+        serde_json::from_str(r#"{"hugepageLimits":[{"pageSize":"2MB","limit":4194304}]}"#).unwrap();
     if mode == "fail" {
-        let e = cg.create().unwrap_err().to_string();
+        let e = cg.apply(&hugetlb).unwrap_err().to_string();
         for needle in [
             "holds processes",
             "no internal processes",
@@ -163,20 +176,17 @@ fn delegation_helper() {
         ] {
             assert!(e.contains(needle), "{needle:?} not in: {e}");
         }
+        cg.destroy().unwrap();
         assert!(!job.join("c1").exists());
         return;
     }
-    cg.create().unwrap();
+    // A limit needs hugetlb, which the busy job cannot enable: the job moves to the leaf.
+    cg.apply(&hugetlb).unwrap();
     assert!(
         self_cgroup().contains(&format!("/{DELEGATION_LEAF}")),
         "{}",
         self_cgroup()
     );
-    cg.apply(
-        &serde_json::from_str(r#"{"hugepageLimits":[{"pageSize":"2MB","limit":4194304}]}"#)
-            .unwrap(),
-    )
-    .unwrap();
     assert_eq!(read(&job.join("c1/hugetlb.2MB.max")), "4194304");
     // A second container resolved from inside the leaf nests beside it, not below it.
     let cg2 = Cgroup::resolve(&layout, None, "c2").unwrap();
