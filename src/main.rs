@@ -1,5 +1,6 @@
 //! `podrun`: the command line. Parse, dispatch, print; no kernel work here.
 
+mod fast_cli;
 mod image_cmd;
 mod logging;
 mod oci_cmd;
@@ -88,7 +89,10 @@ fn main() {
         };
         std::process::exit(code);
     }
-    let cli = Cli::parse();
+    // The hot OCI commands skip building clap's command tree (see fast_cli.rs); anything
+    // the fast parser does not accept verbatim is parsed by clap as before.
+    let env_root = std::env::var("PODRUN_ROOT").ok();
+    let cli = fast_cli::parse(&args, env_root.as_deref()).unwrap_or_else(Cli::parse);
     podrun_container::util::trace("cli parsed");
     let _guard = match logging::init(&cli.global) {
         Ok(g) => g,
