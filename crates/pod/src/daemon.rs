@@ -380,6 +380,7 @@ fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Result<T, String> {
 
 /// The body of `podrun __supervise <pod_dir>`; returns the process exit code.
 pub fn supervise_main(pod_dir: &Path) -> i32 {
+    podrun_container::util::trace("sup: main");
     // SAFETY: fd 3 is the ready pipe given by spawn_supervisor (if it is not
     // open, fcntl fails and we run without one).
     let ready = (unsafe { libc::fcntl(3, libc::F_GETFD) } >= 0).then(|| {
@@ -440,6 +441,7 @@ pub fn supervise_main(pod_dir: &Path) -> i32 {
     }
     let sock = pod_dir.join(files::SOCKET);
     let _ = std::fs::remove_file(&sock);
+    podrun_container::util::trace("sup: images resolved");
     let control = match UnixListener::bind(&sock) {
         Ok(l) => l,
         Err(e) => return fail(&mut ready, format!("bind {}: {e}", sock.display())),
@@ -463,6 +465,7 @@ pub fn supervise_main(pod_dir: &Path) -> i32 {
         })),
         detach_pause: true,
     };
+    podrun_container::util::trace("sup: socket bound");
     let r = crate::supervisor::run_pod_with(&pod, &dirs, &cimgs, &opts, extras);
     let _ = std::fs::remove_file(&sock);
     let _ = std::fs::remove_dir_all(&dirs.state_root);

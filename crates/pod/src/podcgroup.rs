@@ -13,7 +13,10 @@ use oci_spec::runtime::LinuxResources;
 pub const DEFAULT_PIDS_LIMIT: i64 = 16384;
 
 /// Pure: the OCI resources for the pod cgroup.
-pub fn pod_resources(pc: &PodCgroup, pids_limit: Option<i64>) -> LinuxResources {
+/// `v2`: on cgroup v2 the engine sets memory.oom.group=1 with a memory limit
+/// (what kubelet does for containers); the pod level keeps it 0 as kubelet
+/// does, so an OOM at pod level kills one process, not the whole pod.
+pub fn pod_resources(pc: &PodCgroup, pids_limit: Option<i64>, v2: bool) -> LinuxResources {
     let mut v = serde_json::json!({"cpu": {"shares": pc.cpu_shares}});
     if let (Some(q), Some(p)) = (pc.cpu_quota_us, pc.cpu_period_us) {
         v["cpu"]["quota"] = q.into();
@@ -21,6 +24,9 @@ pub fn pod_resources(pc: &PodCgroup, pids_limit: Option<i64>) -> LinuxResources 
     }
     if let Some(m) = pc.memory_limit {
         v["memory"] = serde_json::json!({"limit": m});
+        if v2 {
+            v["unified"] = serde_json::json!({"memory.oom.group": "0"});
+        }
     }
     if let Some(p) = pids_limit.filter(|p| *p > 0) {
         v["pids"] = serde_json::json!({"limit": p});
@@ -37,7 +43,7 @@ pub fn setup(spec: &PodSpec, rel: &str, pids_limit: Option<i64>) -> Result<PodCg
     cg.create()
         .map_err(|e| format!("create pod cgroup {rel}: {e}"))?;
     let pc = pod_cgroup_config(spec);
-    cg.apply(&pod_resources(&pc, pids_limit))
+    cg.apply(&pod_resources(&pc, pids_limit, cg.is_v2()))
         .map_err(|e| format!("pod cgroup {rel}: {e}"))?;
     Ok(pc)
 }
@@ -134,12 +140,13 @@ mod tests {
             cpu_period_us: Some(100_000),
             memory_limit: Some(64 << 20),
         };
-        let r = serde_json::to_value(pod_resources(&pc, Some(100))).unwrap();
+        let r = serde_json::to_value(pod_resources(&pc, Some(100), true)).unwrap();
         assert_eq!(r["cpu"]["shares"], 512);
         assert_eq!(r["cpu"]["quota"], 50_000);
         assert_eq!(r["cpu"]["period"], 100_000);
         assert_eq!(r["memory"]["limit"], 64 << 20);
         assert_eq!(r["pids"]["limit"], 100);
+        assert_eq!(r["unified"]["memory.oom.group"], "0");
     }
 
     #[test]
@@ -151,7 +158,7 @@ mod tests {
             cpu_period_us: None,
             memory_limit: None,
         };
-        let r = serde_json::to_value(pod_resources(&pc, None)).unwrap();
+        let r = serde_json::to_value(pod_resources(&pc, None, false)).unwrap();
         assert_eq!(r["cpu"]["shares"], 2);
         assert!(r["cpu"].get("quota").is_none_or(|q| q.is_null()));
         assert!(r.get("memory").is_none_or(|m| m.is_null()));

@@ -489,6 +489,16 @@ pub fn cleanup(
 
 /// Absolute directories of cgroup `rel` (relative to this process's cgroup) in every hierarchy.
 pub fn cgroup_dirs_for(rel: &str) -> Vec<PathBuf> {
+    cgroup_hierarchies(rel)
+        .into_iter()
+        .map(|(_, d)| d)
+        .collect()
+}
+
+/// (controllers, absolute dir of cgroup `rel` relative to this process's)
+/// for every mounted hierarchy; controllers is "" for cgroup2 (the hybrid
+/// `unified` mount, or `/sys/fs/cgroup` on a pure v2 host).
+pub fn cgroup_hierarchies(rel: &str) -> Vec<(String, PathBuf)> {
     let Ok(s) = std::fs::read_to_string("/proc/self/cgroup") else {
         return Vec::new();
     };
@@ -510,7 +520,11 @@ pub fn cgroup_dirs_for(rel: &str) -> Vec<PathBuf> {
             if !base.exists() {
                 return None;
             }
-            Some(base.join(path.trim_start_matches('/')).join(rel))
+            let mut d = base.join(path.trim_start_matches('/'));
+            if !rel.is_empty() {
+                d = d.join(rel);
+            }
+            Some((ctrls.to_string(), d))
         })
         .collect()
 }

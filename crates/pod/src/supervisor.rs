@@ -249,6 +249,9 @@ struct Sup<'a> {
     apps: Vec<Slot>,
     message: Option<String>,
     events: EventLog,
+    /// Events recorded since events.json was last written (it is written
+    /// with the status, once per loop turn, not once per event).
+    events_dirty: std::cell::Cell<bool>,
     rootfs: Option<Box<dyn RootfsProvider>>,
     control: Option<UnixListener>,
     /// A stop was requested (control socket or stop file), with an optional grace override.
@@ -269,6 +272,7 @@ impl Sup<'_> {
     }
 
     fn write_status(&self) -> Result<(), SupervisorError> {
+        self.flush_events();
         let spec = self.pod.spec.as_ref().ok_or(SupervisorError::NoSpec)?;
         let init: Vec<ContainerRecord> = self.init.iter().map(|s| s.rec.clone()).collect();
         let apps: Vec<ContainerRecord> = self.apps.iter().map(|s| s.rec.clone()).collect();
@@ -317,8 +321,14 @@ impl Sup<'_> {
         } else {
             self.events.normal(reason, object, msg);
         }
-        if let Err(e) = self.events.save(&self.dirs.pod_dir) {
-            tracing::warn!(error = %e, "cannot write events");
+        self.events_dirty.set(true);
+    }
+
+    fn flush_events(&self) {
+        if self.events_dirty.replace(false) {
+            if let Err(e) = self.events.save(&self.dirs.pod_dir) {
+                tracing::warn!(error = %e, "cannot write events");
+            }
         }
     }
 
@@ -389,11 +399,13 @@ impl Sup<'_> {
         );
         let object = container_object(is_init, &name);
         let img_id = img.image_id.clone();
+        podrun_container::util::trace("sup: start container");
         let rootfs = match self.rootfs.as_mut() {
             Some(p) => p.prepare(&name),
             None => Ok(img.rootfs.clone()),
         };
         // Err((message, is a configuration error)).
+        podrun_container::util::trace("sup: rootfs");
         let res = match rootfs {
             Ok(rootfs) => write_bundle(ctx, &slot.spec, &img.process, &rootfs)
                 .and_then(|b| start_container(&self.rt, &id, &b, &log))
@@ -1016,6 +1028,7 @@ fn run_pod_inner(
     })?;
     let _ = std::fs::remove_file(dirs.pod_dir.join("stop"));
     write_pod_files(pod, &dirs.pod_dir)?;
+    podrun_container::util::trace("sup: pod files");
     let sandbox = Sandbox::start_with(
         &SandboxConfig {
             hostname: crate::launch::pod_hostname(pod),
@@ -1036,6 +1049,7 @@ fn run_pod_inner(
             })?;
         }
     }
+    podrun_container::util::trace("sup: sandbox");
     let pod_cg = crate::podcgroup::setup(spec, &opts.cgroup_parent, opts.pids_limit)
         .map_err(SupervisorError::Cgroup);
     if let Err(e) = pod_cg {
@@ -1101,6 +1115,7 @@ fn run_pod_inner(
             .collect(),
         message: None,
         events: crate::events::EventLog::load(&dirs.pod_dir),
+        events_dirty: std::cell::Cell::new(false),
         rootfs: extras.rootfs.take(),
         control: extras.control.take(),
         stop: None,
@@ -1260,6 +1275,7 @@ fn supervise(
             // Start-up is over: keep only the code the loop runs mapped.
             crate::daemon::trim_text();
         }
+        sup.flush_events();
         sup.serve_control();
         if sup.stop.is_none() && stop_file.exists() {
             sup.stop = Some(None);
@@ -1342,28 +1358,11 @@ fn supervise(
 }
 
 /// Removes the pod cgroup in every hierarchy (best effort: containers' own
-/// cgroups are removed by the engine on delete).
+/// cgroups are removed by the engine on delete), then its now-empty parents
+/// up to the caller's cgroup.
 fn remove_cgroup(rel: &str) {
-    let Ok(s) = std::fs::read_to_string("/proc/self/cgroup") else {
-        return;
-    };
-    for line in s.lines() {
-        let mut it = line.splitn(3, ':');
-        let (Some(_), Some(ctrls), Some(path)) = (it.next(), it.next(), it.next()) else {
-            continue;
-        };
-        let base = if ctrls.is_empty() {
-            PathBuf::from("/sys/fs/cgroup/unified")
-        } else {
-            let c = ctrls
-                .split(',')
-                .next()
-                .unwrap_or("")
-                .trim_start_matches("name=");
-            PathBuf::from("/sys/fs/cgroup").join(c)
-        };
-        let mut p = base.join(path.trim_start_matches('/')).join(rel);
-        // rmdir the pod cgroup, then its now-empty parents up to the caller's.
+    for (_, dir) in own_cgroup_dirs() {
+        let mut p = dir.join(rel);
         for _ in 0..rel.split('/').count() {
             if std::fs::remove_dir(&p).is_err() {
                 break;
@@ -1373,28 +1372,11 @@ fn remove_cgroup(rel: &str) {
     }
 }
 
-/// The caller's cgroup directory for each hierarchy: (controllers, dir).
+/// The caller's cgroup directory for each hierarchy: (controllers, dir);
+/// controllers is empty for the cgroup2 hierarchy (hybrid `unified` or a
+/// pure v2 host's `/sys/fs/cgroup`).
 fn own_cgroup_dirs() -> Vec<(String, PathBuf)> {
-    let Ok(s) = std::fs::read_to_string("/proc/self/cgroup") else {
-        return Vec::new();
-    };
-    s.lines()
-        .filter_map(|line| {
-            let mut it = line.splitn(3, ':');
-            let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
-            let base = if ctrls.is_empty() {
-                PathBuf::from("/sys/fs/cgroup/unified")
-            } else {
-                let c = ctrls
-                    .split(',')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start_matches("name=");
-                PathBuf::from("/sys/fs/cgroup").join(c)
-            };
-            Some((ctrls.to_string(), base.join(path.trim_start_matches('/'))))
-        })
-        .collect()
+    crate::podstate::cgroup_hierarchies("")
 }
 
 /// Pure: the `oom_kill N` counter of a v1 `memory.oom_control` or v2 `memory.events`.
