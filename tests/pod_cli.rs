@@ -673,3 +673,55 @@ fn a_missing_binary_is_a_start_error() {
     let d = env.ok(&["describe", "pod", "bad"]);
     assert!(d.contains("Failed") && d.contains("Error: "), "{d}");
 }
+
+/// The pod cgroup: kubelet's pod-level values (Guaranteed: the summed limits)
+/// and podrun's per-pod pids limit, with the containers' cgroups below it.
+#[test]
+fn pod_cgroup_holds_the_pod_limits_and_a_pids_limit() {
+    let env = PodEnv::new("podcg");
+    let yaml = pod_yaml("cg", "Always", &container("a", "sleep 1000"))
+        + "    resources:\n      limits: {cpu: 200m, memory: 32Mi}\n"
+        + &container("b", "sleep 1000")
+        + "    resources:\n      limits: {cpu: 300m, memory: 32Mi}\n";
+    let p = env.manifest("cg.yaml", &yaml);
+    env.ok(&[
+        "create",
+        "-f",
+        p.to_str().unwrap(),
+        "--wait",
+        "--pids-limit",
+        "321",
+    ]);
+    let v = env.get("cg");
+    assert_eq!(v["status"]["qosClass"], "Guaranteed");
+    let run: Value =
+        serde_json::from_slice(&std::fs::read(env.root.join("pods/default_cg/run.json")).unwrap())
+            .unwrap();
+    let dirs: Vec<std::path::PathBuf> = run["cgroup_dirs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().into())
+        .collect();
+    let find = |f: &str| {
+        dirs.iter()
+            .map(|d| d.join(f))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("no {f} in {dirs:?}"))
+    };
+    let read = |f: &str| std::fs::read_to_string(find(f)).unwrap().trim().to_string();
+    assert_eq!(read("pids.max"), "321");
+    // v1 or v2 files, whichever this host has.
+    if dirs
+        .iter()
+        .any(|d| d.join("memory.limit_in_bytes").exists())
+    {
+        assert_eq!(read("memory.limit_in_bytes"), (64u64 << 20).to_string());
+        assert_eq!(read("cpu.cfs_quota_us"), "50000");
+    } else {
+        assert_eq!(read("memory.max"), (64u64 << 20).to_string());
+        assert_eq!(read("cpu.max"), "50000 100000");
+    }
+    // Each container's cgroup is below the pod's.
+    assert!(dirs.iter().any(|d| d.join("a").is_dir()) && dirs.iter().any(|d| d.join("b").is_dir()));
+}

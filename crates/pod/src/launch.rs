@@ -474,6 +474,18 @@ pub fn host_devices() -> Vec<Value> {
 }
 
 /// The capabilities this process holds (permitted ∩ bounding), by name.
+/// Pure: the oom_score_adj a container can get. Lowering it below the
+/// current value needs CAP_SYS_RESOURCE (kubelet's -997 for Guaranteed pods
+/// included); without it, keep the current value rather than fail the
+/// container (runc would fail `write oom_score_adj: permission denied`).
+pub fn effective_oom_score_adj(want: i64, current: i64, can_lower: bool) -> i64 {
+    if want < current && !can_lower {
+        current
+    } else {
+        want
+    }
+}
+
 pub fn current_capabilities() -> Vec<String> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let mask = |key: &str| {
@@ -581,6 +593,25 @@ pub fn write_bundle(
     if !host_users {
         create_mount_points(&spec, rootfs)?;
     }
+    if let Some(want) = spec["process"]["oomScoreAdj"].as_i64() {
+        let current = std::fs::read_to_string("/proc/self/oom_score_adj")
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .unwrap_or(0);
+        let can_lower = current_capabilities()
+            .iter()
+            .any(|c| c == "CAP_SYS_RESOURCE");
+        let eff = effective_oom_score_adj(want, current, can_lower);
+        if eff != want {
+            tracing::warn!(
+                container = %c.name,
+                want,
+                used = eff,
+                "oom_score_adj below the supervisor's needs CAP_SYS_RESOURCE, which this host withholds: keeping the supervisor's value"
+            );
+            spec["process"]["oomScoreAdj"] = json!(eff);
+        }
+    }
     let dir = ctx.pod_dir.join("bundles").join(&c.name);
     std::fs::create_dir_all(&dir).map_err(io("create bundle dir", &dir))?;
     let p = dir.join("config.json");
@@ -651,6 +682,14 @@ pub fn start_container(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oom_score_adj_is_clamped_without_sys_resource() {
+        assert_eq!(effective_oom_score_adj(-997, 0, false), 0);
+        assert_eq!(effective_oom_score_adj(-997, 0, true), -997);
+        assert_eq!(effective_oom_score_adj(999, 0, false), 999);
+        assert_eq!(effective_oom_score_adj(500, 600, false), 600);
+    }
 
     fn pod(spec: Value) -> Pod {
         serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod",
