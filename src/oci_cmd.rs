@@ -63,6 +63,16 @@ pub enum OciCommand {
     Pause { id: String },
     /// Thaw a paused container
     Resume { id: String },
+    /// Resource usage of a container from its cgroup (runc's `events`)
+    Events {
+        id: String,
+        /// Print one stats record and exit
+        #[arg(long)]
+        stats: bool,
+        /// Interval between records when streaming (e.g. 5s)
+        #[arg(long, default_value = "5s")]
+        interval: String,
+    },
     /// Print the runtime's OCI features JSON
     Features,
     /// Write a default config.json
@@ -210,6 +220,24 @@ pub fn run(g: &GlobalOpts, cmd: OciCommand) -> Result<i32> {
             rt.pause(&id)?;
             Ok(0)
         }
+        OciCommand::Events {
+            id,
+            stats,
+            interval,
+        } => {
+            let every = crate::pod_cmd::parse_duration(&interval)?;
+            loop {
+                let st = rt.stats(&id)?;
+                println!("{}", stats_json(&id, &st));
+                if stats {
+                    return Ok(0);
+                }
+                std::thread::sleep(every);
+                if rt.state(&id)?.status == "stopped" {
+                    return Ok(0);
+                }
+            }
+        }
         OciCommand::Resume { id } => {
             rt.resume(&id)?;
             Ok(0)
@@ -311,4 +339,17 @@ fn ps_table(pids: &[i32], args: &[String]) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// runc's `events --stats` record: {"type":"stats","id":..,"data":{cpu,memory,pids}}.
+fn stats_json(id: &str, s: &podrun_cgroups::Stats) -> serde_json::Value {
+    serde_json::json!({
+        "type": "stats",
+        "id": id,
+        "data": {
+            "cpu": {"usage": {"total": s.cpu_usage_ns}},
+            "memory": {"usage": {"usage": s.memory_usage, "limit": s.memory_limit}},
+            "pids": {"current": s.pids_current, "limit": s.pids_limit},
+        }
+    })
 }

@@ -184,3 +184,25 @@ fn hugetlb_limit_in_unified_hierarchy() {
         d.display()
     );
 }
+
+/// `events --stats`: one runc-style stats record from the container's cgroup.
+#[test]
+fn events_stats_reports_usage_and_limits() {
+    if !is_podrun() {
+        return; // runc prints a richer record; the fields checked here are podrun's subset
+    }
+    let mut c = Ctr::new("events-stats");
+    c.args(&["sleep", "30"])
+        .resources(serde_json::json!({"memory": {"limit": 64 << 20}, "pids": {"limit": 77}}));
+    c.create();
+    let id = c.id.clone();
+    let o = c.rt(&["events", "--stats", &id]);
+    assert_ok(&o, "events --stats");
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["type"], "stats");
+    assert_eq!(v["id"], id.as_str());
+    assert_eq!(v["data"]["memory"]["usage"]["limit"], 64 << 20);
+    assert_eq!(v["data"]["pids"]["limit"], 77);
+    assert!(v["data"]["pids"]["current"].as_u64().unwrap() >= 1);
+    assert!(v["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0);
+}

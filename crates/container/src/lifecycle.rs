@@ -208,6 +208,16 @@ impl Runtime {
         }
     }
 
+    /// Resource usage from the container's cgroup.
+    pub fn stats(&self, id: &str) -> Result<podrun_cgroups::Stats> {
+        let (_, rec) = self.load(id)?;
+        let cg = rec
+            .cgroup
+            .as_ref()
+            .ok_or_else(|| Error::Other(format!("container {id:?} has no cgroup")))?;
+        Ok(cg.stats()?)
+    }
+
     pub fn pause(&self, id: &str) -> Result<()> {
         let (dir, rec) = self.load(id)?;
         match rec.status(&dir) {
