@@ -177,6 +177,9 @@ impl Sandbox {
         }
         let (rd, wr) = (fds[0], fds[1]);
         let parent_pid = std::process::id() as libc::pid_t;
+        // pause never allocates: it drops its copy of the malloc heap at once,
+        // so pages the supervisor rewrites later are not kept twice.
+        let heap = heap_range();
 
         // SAFETY: a raw clone with a NULL stack behaves like fork: the child
         // gets a copy-on-write copy of this stack. The child only makes raw
@@ -215,6 +218,7 @@ impl Sandbox {
                     new_net,
                     set_host,
                     &hostname,
+                    heap,
                 )
             }
         }
@@ -410,6 +414,17 @@ unsafe fn errno() -> i32 {
     *libc::__errno_location()
 }
 
+/// The `[heap]` (brk, malloc's main arena) range of this process.
+fn heap_range() -> Option<(usize, usize)> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let l = maps.lines().find(|l| l.ends_with("[heap]"))?;
+    let (a, b) = l.split_whitespace().next()?.split_once('-')?;
+    Some((
+        usize::from_str_radix(a, 16).ok()?,
+        usize::from_str_radix(b, 16).ok()?,
+    ))
+}
+
 /// The pause process body. Never returns.
 ///
 /// # Safety
@@ -422,6 +437,7 @@ unsafe fn pause_child(
     new_net: bool,
     set_host: bool,
     hostname: &CString,
+    heap: Option<(usize, usize)>,
 ) -> ! {
     libc::close(rd);
     if die_with_parent
@@ -478,6 +494,11 @@ unsafe fn pause_child(
     }
     report(wr, 0, 0);
     libc::close(wr);
+    if let Some((start, end)) = heap {
+        // Nothing below uses the heap (`hostname` lived there and is no longer
+        // read); only raw system calls and this stack from here on.
+        libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+    }
     loop {
         let mut info: libc::siginfo_t = std::mem::zeroed();
         let sig = libc::sigwaitinfo(&set, &mut info);
