@@ -66,6 +66,9 @@ pub enum PodCommand {
         /// pids.max of each pod's cgroup (0: unlimited)
         #[arg(long = "pids-limit", default_value_t = podrun_pod::podcgroup::DEFAULT_PIDS_LIMIT)]
         pids_limit: i64,
+        /// Pull from this registry (HOST[:PORT]) over plain HTTP (repeatable)
+        #[arg(long = "insecure-registry", value_name = "HOST")]
+        insecure_registry: Vec<String>,
     },
     /// List pods, or show one (-o json|yaml|wide|name)
     Get {
@@ -339,6 +342,7 @@ pub fn run(cli: PodCli) -> anyhow::Result<i32> {
             validate,
             namespace,
             pids_limit,
+            insecure_registry,
         } => {
             let f = filename.or(file).ok_or_else(|| {
                 anyhow::anyhow!("create: no manifest given (podrun create -f pod.yaml; for an OCI container: podrun create <id> --bundle DIR)")
@@ -346,6 +350,7 @@ pub fn run(cli: PodCli) -> anyhow::Result<i32> {
             create(
                 g,
                 o,
+                &insecure_registry,
                 (pids_limit > 0).then_some(pids_limit),
                 &f,
                 wait.as_deref(),
@@ -527,6 +532,7 @@ struct Prepared {
 /// Resolves (pulling per imagePullPolicy) every container's image.
 fn resolve_images(
     o: &PodOpts,
+    insecure: &[String],
     pod: &Pod,
     events: &mut EventLog,
 ) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
@@ -569,7 +575,14 @@ fn resolve_images(
             (p, _) => {
                 events.normal("Pulling", &obj, format!("Pulling image \"{image}\""));
                 let t = Instant::now();
-                match store.pull(image, &podrun_image::PullOptions::default()) {
+                let domain = podrun_image::reference::Reference::parse(image)
+                    .map(|r| r.domain)
+                    .unwrap_or_default();
+                let opts = podrun_image::PullOptions {
+                    insecure: insecure.iter().any(|h| *h == domain),
+                    ..Default::default()
+                };
+                match store.pull(image, &opts) {
                     Ok(i) => {
                         events.normal(
                             "Pulled",
@@ -604,6 +617,7 @@ fn resolve_images(
 fn create(
     g: &GlobalOpts,
     o: &PodOpts,
+    insecure: &[String],
     pids_limit: Option<i64>,
     file: &str,
     wait_for: Option<&str>,
@@ -690,7 +704,7 @@ fn create(
             "",
             format!("Successfully assigned {ns}/{name} to {}", hostname()),
         );
-        let images = resolve_images(o, &pod, &mut events)?;
+        let images = resolve_images(o, insecure, &pod, &mut events)?;
         prepared.push(Prepared {
             pod,
             images,
