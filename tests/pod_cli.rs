@@ -725,3 +725,29 @@ fn pod_cgroup_holds_the_pod_limits_and_a_pids_limit() {
     // Each container's cgroup is below the pod's.
     assert!(dirs.iter().any(|d| d.join("a").is_dir()) && dirs.iter().any(|d| d.join("b").is_dir()));
 }
+
+/// A SIGKILL from someone else is exit 137 but not OOMKilled: the reason comes
+/// from the cgroup's oom_kill counter, not from the signal.
+#[test]
+fn sigkill_from_outside_is_not_oomkilled() {
+    let env = PodEnv::new("sigkill");
+    let yaml = pod_yaml("k", "Never", &container("c", "sleep 1000"))
+        + "    resources:\n      limits: {memory: 32Mi}\n";
+    env.create(&yaml, &["--wait"]);
+    let out = env.ok(&["exec", "k", "--", "sh", "-c", "echo ok"]);
+    assert_eq!(out.trim(), "ok");
+    // The container's init, found through its cgroup (the harness's process scan).
+    let pid: i32 = env
+        .leftover_processes()
+        .iter()
+        .find(|p| p.contains("sleep 1000"))
+        .and_then(|p| p.split(':').next())
+        .and_then(|p| p.parse().ok())
+        .expect("container process");
+    // SAFETY: kill(2) of the container's process.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let v = env.wait_for("k", T, "Failed", |v| PodEnv::phase(v) == "Failed");
+    let t = &PodEnv::cstatus(&v, "c")["state"]["terminated"];
+    assert_eq!(t["exitCode"], 137, "{t}");
+    assert_eq!(t["reason"], "Error", "{t}");
+}
