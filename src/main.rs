@@ -132,6 +132,9 @@ fn early_seal() {
             }
             _ if a.starts_with("--root=") => root = a["--root=".len()..].to_string(),
             _ if a.starts_with('-') => {}
+            // A pod create forks nothing into a container itself: its supervisor
+            // is started from a sealed view instead (pod_cmd::start_pod).
+            "create" if pod_cmd::is_pod_invocation(&args) => return,
             "create" | "run" | "exec" => {
                 if let Err(e) =
                     podrun_container::selfexe::ensure_sealed(std::path::Path::new(&root))

@@ -795,8 +795,12 @@ fn start_pod(
         if g.debug {
             args.push("--debug".into());
         }
+        // The CLI did not re-exec itself sealed (it forks nothing into a
+        // container); the supervisor, which does, starts from a sealed view.
+        let sealed = podrun_container::selfexe::sealed_exe(&g.root)?;
         podrun_pod::daemon::spawn_supervisor(
             Path::new("/proc/self/exe"),
+            sealed.as_ref(),
             &args,
             &dir,
             Duration::from_secs(300),

@@ -32,6 +32,24 @@ pub fn is_sealed() -> bool {
     }
 }
 
+/// A descriptor of a read-only view of this binary, to execute a child from
+/// (`execveat(fd, "", AT_EMPTY_PATH)`), or None if this process already runs
+/// sealed (then `/proc/self/exe` is safe to execute). Lets a caller that forks
+/// nothing into containers itself (the pod CLI) skip its own re-exec and
+/// still start its long-lived child (the pod supervisor) sealed.
+pub fn sealed_exe(scratch: &Path) -> Result<Option<OwnedFd>> {
+    if is_sealed() {
+        return Ok(None);
+    }
+    match sealed_overlay(scratch) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(e) => {
+            tracing::debug!("sealed overlay unavailable ({e}); copying the binary into a memfd");
+            sealed_memfd().map(Some)
+        }
+    }
+}
+
 /// Re-exec from a read-only view of the binary unless already running from one.
 /// `scratch` is a directory podrun owns (created empty if missing) used as the overlay's
 /// second, empty lower layer. Returns only when running sealed.

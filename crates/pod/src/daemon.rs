@@ -119,10 +119,12 @@ fn sys(what: &'static str) -> DaemonError {
 /// it reported. The caller must be single-threaded (it forks).
 pub fn spawn_supervisor(
     exe: &Path,
+    exe_fd: Option<&OwnedFd>,
     args: &[String],
     pod_dir: &Path,
     timeout: Duration,
 ) -> Result<(), DaemonError> {
+    let exe_fd = exe_fd.map(|f| f.as_raw_fd()).unwrap_or(-1);
     let log_path = pod_dir.join(files::SUPERVISOR_LOG);
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -173,7 +175,7 @@ pub fn spawn_supervisor(
     }
     if pid == 0 {
         // SAFETY: see above; never returns.
-        unsafe { daemon_child(wr_fd, log_fd, null_fd, &c_exe, &argv_p, &env_p) }
+        unsafe { daemon_child(wr_fd, log_fd, null_fd, exe_fd, &c_exe, &argv_p, &env_p) }
     }
     drop(wr);
     let mut st = 0;
@@ -232,6 +234,7 @@ unsafe fn daemon_child(
     wr: RawFd,
     log: RawFd,
     null: RawFd,
+    exe_fd: RawFd,
     exe: &CString,
     argv: &[*const libc::c_char],
     env: &[*const libc::c_char],
@@ -259,7 +262,19 @@ unsafe fn daemon_child(
     {
         libc::_exit(1);
     }
-    libc::execve(exe.as_ptr(), argv.as_ptr(), env.as_ptr());
+    if exe_fd >= 0 {
+        // The sealed view of the binary (see podrun_container::selfexe::sealed_exe).
+        libc::syscall(
+            libc::SYS_execveat,
+            exe_fd,
+            c"".as_ptr(),
+            argv.as_ptr(),
+            env.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        );
+    } else {
+        libc::execve(exe.as_ptr(), argv.as_ptr(), env.as_ptr());
+    }
     let m = b"error: cannot execute podrun for the supervisor\n";
     libc::write(3, m.as_ptr() as *const libc::c_void, m.len());
     libc::_exit(127);
