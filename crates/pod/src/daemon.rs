@@ -338,6 +338,32 @@ pub fn trim_text() {
         // drops its PTEs and the next access refaults the same bytes.
         unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED) };
     }
+    // Heap: hand freed start-up memory (parsed manifests, image configs) back.
+    // SAFETY: malloc_trim only releases free chunks; the supervisor is single-threaded.
+    unsafe { libc::malloc_trim(0) };
+    // Stack: the deep start-up call chains are over; drop the pages below the
+    // current frame (one page kept for the red zone and this call's callees).
+    let here = 0u8;
+    let sp = std::ptr::addr_of!(here) as usize;
+    if let Some((lo, _)) = stack_range(&smaps) {
+        let keep = (sp.saturating_sub(8 << 10)) & !4095;
+        if keep > lo {
+            // SAFETY: [lo, keep) lies in this thread's stack mapping, at least a
+            // page below the live frame: it holds no live data (the stack grows
+            // down); pages fault back in zeroed if the stack grows again.
+            unsafe { libc::madvise(lo as *mut libc::c_void, keep - lo, libc::MADV_DONTNEED) };
+        }
+    }
+}
+
+/// Pure: the `[stack]` mapping (start, end) in a /proc/self/smaps or maps text.
+pub fn stack_range(smaps: &str) -> Option<(usize, usize)> {
+    let l = smaps.lines().find(|l| l.trim_end().ends_with("[stack]"))?;
+    let (a, b) = l.split_whitespace().next()?.split_once('-')?;
+    Some((
+        usize::from_str_radix(a, 16).ok()?,
+        usize::from_str_radix(b, 16).ok()?,
+    ))
 }
 
 /// Image rootfs from the store: a fresh overlay per container start.
@@ -520,6 +546,14 @@ Anonymous: 0 kB\n";
                 (0x55d0a0100000, 0x55d0a0800000)
             ]
         );
+    }
+
+    #[test]
+    fn stack_range_parses() {
+        let m =
+            "7ffd0000-7ffd2000 rw-p 00000000 00:00 0                          [stack]\nRss: 8 kB\n";
+        assert_eq!(stack_range(m), Some((0x7ffd0000, 0x7ffd2000)));
+        assert_eq!(stack_range("nothing"), None);
     }
 
     #[test]
