@@ -228,7 +228,7 @@ impl MountInfo {
 }
 
 /// Undo the octal escapes of mountinfo (`\040` for space, ...).
-fn unescape(s: &str) -> String {
+pub fn unescape_mountinfo(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -267,12 +267,12 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
         v.push(MountInfo {
             id,
             parent,
-            root: PathBuf::from(unescape(fields[3])),
-            mount_point: PathBuf::from(unescape(fields[4])),
+            root: PathBuf::from(unescape_mountinfo(fields[3])),
+            mount_point: PathBuf::from(unescape_mountinfo(fields[4])),
             options: fields[5].to_string(),
             optional: fields[6..sep].iter().map(|s| s.to_string()).collect(),
             fs_type: fields[sep + 1].to_string(),
-            source: unescape(fields[sep + 2]),
+            source: unescape_mountinfo(fields[sep + 2]),
             super_options: fields[sep + 3].to_string(),
         });
     }

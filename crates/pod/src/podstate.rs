@@ -289,26 +289,7 @@ pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Pure: mountinfo escapes space, tab, newline and backslash as octal.
-pub fn unescape_mountinfo(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+use podrun_container::mounts::unescape_mountinfo;
 
 fn umount_detach(p: &Path) -> std::io::Result<()> {
     let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
