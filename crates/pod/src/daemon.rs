@@ -280,9 +280,10 @@ unsafe fn daemon_child(
     libc::_exit(127);
 }
 
-/// Pure: the read-only private mappings of `exe` in a /proc/self/smaps text
-/// that hold no anonymous (copy-on-write) pages: text (`r-xp`) and read-only
-/// data never written, but not the RELRO segment the loader relocated.
+/// Pure: the read-only private file mappings (`exe` and the shared libraries)
+/// in a /proc/self/smaps text that hold no anonymous (copy-on-write) pages:
+/// text (`r-xp`) and read-only data never written, but not the RELRO segments
+/// the loader relocated.
 /// Returns (start, end) pairs.
 pub fn clean_mappings(smaps: &str, exe: &str) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
@@ -303,7 +304,7 @@ pub fn clean_mappings(smaps: &str, exe: &str) -> Vec<(usize, usize)> {
             cur = None;
             let perms = it.next().unwrap_or("");
             let path = it.nth(3).unwrap_or("");
-            if (perms == "r-xp" || perms == "r--p") && path == exe {
+            if (perms == "r-xp" || perms == "r--p") && (path == exe || path.starts_with('/')) {
                 if let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
                 {
                     cur = Some((a, b));
@@ -543,7 +544,8 @@ Anonymous: 0 kB\n";
             clean_mappings(smaps, "/usr/bin/podrun"),
             vec![
                 (0x55d0a0000000, 0x55d0a0100000),
-                (0x55d0a0100000, 0x55d0a0800000)
+                (0x55d0a0100000, 0x55d0a0800000),
+                (0x7f0000000000, 0x7f0000100000)
             ]
         );
     }
