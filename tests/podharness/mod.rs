@@ -79,9 +79,51 @@ pub struct PodEnv {
     seen: std::cell::RefCell<Vec<(String, Vec<PathBuf>)>>,
 }
 
+/// Pod envs of test processes that were killed before their `Drop` ran
+/// (`/tmp/podrun-podtest-<tag>-<pid>` with a dead pid): their pods' supervisors
+/// and containers would run forever. Force-delete them and remove the dir.
+fn sweep_stale_envs() {
+    for e in std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let n = e.file_name().to_string_lossy().to_string();
+        let Some(rest) = n.strip_prefix("podrun-podtest-") else {
+            continue;
+        };
+        let Some(pid) = rest.rsplit('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let root = e.path().join("run");
+        for p in std::fs::read_dir(root.join("pods"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let pn = p.file_name().to_string_lossy().to_string();
+            if let Some((ns, name)) = pn.split_once('_') {
+                let _ = Command::new(podrun())
+                    .arg("--root")
+                    .arg(&root)
+                    .args(["delete", "pod", name, "-n", ns, "--force"])
+                    .env("PODRUN_IMAGE_ROOT", IMAGE_ROOT)
+                    .env("PODRUN_POD_LOG_DIR", e.path().join("logs"))
+                    .output();
+            }
+        }
+        let _ = std::fs::remove_dir_all(e.path());
+    }
+}
+
 impl PodEnv {
     pub fn new(tag: &str) -> PodEnv {
         image_root();
+        static SWEEP: std::sync::Once = std::sync::Once::new();
+        SWEEP.call_once(sweep_stale_envs);
         let dir = std::env::temp_dir().join(format!("podrun-podtest-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();

@@ -6,6 +6,9 @@
 //! command killed at the timeout), and postStart/preStop hooks. Every test
 //! removes its containers, sandbox, mounts and cgroups, even on failure.
 
+#[path = "common/stale.rs"]
+mod stale;
+
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -121,10 +124,12 @@ impl Fixture {
     fn new(c: serde_json::Value) -> Fixture {
         // SAFETY: plain prctl; orphans (exec'd commands whose helper was killed) become ours.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        stale::sweep(&["podrun-health-", "podrun-launch-", "podrun-hostpath-"]);
         let tmp = tempfile::Builder::new()
             .prefix("podrun-health-")
             .tempdir()
             .unwrap();
+        stale::mark_owner(tmp.path());
         let uniq = format!(
             "{}-{}",
             std::process::id(),

@@ -10,6 +10,9 @@
 //! this file has its own single-threaded `main`, which runs the tests in
 //! order and takes name filters and `--skip NAME` like libtest.
 
+#[path = "common/stale.rs"]
+mod stale;
+
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Pod;
@@ -99,10 +102,12 @@ fn two_containers_share_netns_and_emptydir() {
     }
     // SAFETY: plain prctl; makes orphaned container inits our children.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    stale::sweep(&["podrun-health-", "podrun-launch-", "podrun-hostpath-"]);
     let tmp = tempfile::Builder::new()
         .prefix("podrun-launch-")
         .tempdir()
         .unwrap();
+    stale::mark_owner(tmp.path());
     let uniq = format!(
         "{}-{}",
         std::process::id(),
@@ -258,10 +263,12 @@ impl Harness {
     fn new(spec: serde_json::Value) -> Harness {
         // SAFETY: plain prctl; makes orphaned container inits our children.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        stale::sweep(&["podrun-health-", "podrun-launch-", "podrun-hostpath-"]);
         let tmp = tempfile::Builder::new()
             .prefix("podrun-launch-")
             .tempdir()
             .unwrap();
+        stale::mark_owner(tmp.path());
         let uniq = format!(
             "{}-{}",
             std::process::id(),
