@@ -780,7 +780,7 @@ fn start_pod(
     let run = RunInfo {
         log_root: o.log_dir.clone(),
         image_root: o.image_root.clone(),
-        cgroup_dirs: podstate::cgroup_dirs_for(&cgroup_parent),
+        cgroup_dirs: podrun_pod::podcgroup::dirs(&cgroup_parent),
         cgroup_parent,
         images: p.images,
         backoff_scale,

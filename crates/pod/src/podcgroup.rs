@@ -48,11 +48,38 @@ pub fn setup(spec: &PodSpec, rel: &str, pids_limit: Option<i64>) -> Result<PodCg
     Ok(pc)
 }
 
+fn resolve(rel: &str) -> Option<podrun_cgroups::Cgroup> {
+    let layout = podrun_cgroups::detect().ok()?;
+    podrun_cgroups::Cgroup::resolve(&layout, Some(rel), "").ok()
+}
+
 /// Usage of cgroup `rel` (relative to this process's cgroup), if it exists.
 pub fn stats(rel: &str) -> Option<podrun_cgroups::Stats> {
-    let layout = podrun_cgroups::detect().ok()?;
-    let cg = podrun_cgroups::Cgroup::resolve(&layout, Some(rel), "").ok()?;
-    cg.stats().ok()
+    resolve(rel)?.stats().ok()
+}
+
+/// The directories of cgroup `rel` (relative to this process's cgroup), one
+/// per hierarchy, whether they exist yet or not.
+pub fn dirs(rel: &str) -> Vec<std::path::PathBuf> {
+    resolve(rel).map(|c| c.paths()).unwrap_or_default()
+}
+
+/// Whether the kernel OOM killer killed a process in cgroup `rel` (read it
+/// before the cgroup is removed).
+pub fn oom_killed(rel: &str) -> bool {
+    resolve(rel)
+        .and_then(|c| c.oom_kill_count().ok())
+        .is_some_and(|n| n > 0)
+}
+
+/// Removes cgroup `rel` in every hierarchy (killing what is left in it) and
+/// its now-empty parents up to this process's cgroup. Best effort.
+pub fn remove(rel: &str) {
+    if let Some(c) = resolve(rel) {
+        if let Err(e) = c.destroy() {
+            tracing::warn!(cgroup = rel, error = %e, "cannot remove pod cgroup");
+        }
+    }
 }
 
 /// CPU time and working-set memory of a cgroup, read from its directories
@@ -123,7 +150,7 @@ mod tests {
 
     #[test]
     fn usage_of_this_process_cgroup_is_readable() {
-        let dirs = crate::podstate::cgroup_dirs_for("");
+        let dirs = super::dirs("");
         let u = super::usage(&dirs);
         assert!(u.cpu_ns.is_some() || dirs.is_empty(), "{dirs:?}");
     }

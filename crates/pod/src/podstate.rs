@@ -468,48 +468,6 @@ pub fn cleanup(
     }
 }
 
-/// Absolute directories of cgroup `rel` (relative to this process's cgroup) in every hierarchy.
-pub fn cgroup_dirs_for(rel: &str) -> Vec<PathBuf> {
-    cgroup_hierarchies(rel)
-        .into_iter()
-        .map(|(_, d)| d)
-        .collect()
-}
-
-/// (controllers, absolute dir of cgroup `rel` relative to this process's)
-/// for every mounted hierarchy; controllers is "" for cgroup2 (the hybrid
-/// `unified` mount, or `/sys/fs/cgroup` on a pure v2 host).
-pub fn cgroup_hierarchies(rel: &str) -> Vec<(String, PathBuf)> {
-    let Ok(s) = std::fs::read_to_string("/proc/self/cgroup") else {
-        return Vec::new();
-    };
-    s.lines()
-        .filter_map(|line| {
-            let mut it = line.splitn(3, ':');
-            let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
-            let base = if ctrls.is_empty() {
-                let unified = Path::new("/sys/fs/cgroup/unified");
-                if unified.join("cgroup.controllers").exists() {
-                    unified.to_path_buf()
-                } else {
-                    PathBuf::from("/sys/fs/cgroup")
-                }
-            } else {
-                let c = ctrls.split(',').next().unwrap_or("");
-                PathBuf::from("/sys/fs/cgroup").join(c.trim_start_matches("name="))
-            };
-            if !base.exists() {
-                return None;
-            }
-            let mut d = base.join(path.trim_start_matches('/'));
-            if !rel.is_empty() {
-                d = d.join(rel);
-            }
-            Some((ctrls.to_string(), d))
-        })
-        .collect()
-}
-
 /// A random RFC 4122 version-4 UUID (as Kubernetes assigns to pods).
 pub fn new_uid() -> String {
     let mut b = [0u8; 16];

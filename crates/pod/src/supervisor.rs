@@ -522,7 +522,10 @@ impl Sup<'_> {
             slot.stopping = None;
             slot.pidfd = None;
             let _ = drain(&mut r.pumps, Duration::from_secs(2));
-            let oom = oom_killed(&format!("{}/{}", self.opts.cgroup_parent, slot.spec.name));
+            let oom = crate::podcgroup::oom_killed(&format!(
+                "{}/{}",
+                self.opts.cgroup_parent, slot.spec.name
+            ));
             let _ = rt.delete(&r.id, true);
             let term = Termination::exited(st, oom, started, now());
             let code = term.exit_code;
@@ -1054,7 +1057,7 @@ fn run_pod_inner(
         .map_err(SupervisorError::Cgroup);
     if let Err(e) = pod_cg {
         drop(sandbox);
-        remove_cgroup(&opts.cgroup_parent);
+        crate::podcgroup::remove(&opts.cgroup_parent);
         return Err(e);
     }
     let slot = |c: &Container, kind| Slot {
@@ -1144,7 +1147,7 @@ fn run_pod_inner(
     let _ = sup.write_status();
     drop(sandbox);
     let _ = std::fs::remove_file(dirs.pod_dir.join(crate::podstate::files::PAUSE_PID));
-    remove_cgroup(&opts.cgroup_parent);
+    crate::podcgroup::remove(&opts.cgroup_parent);
     let _ = std::fs::remove_dir_all(dirs.pod_dir.join("bundles"));
     if let Err(e) = crate::volumes::unmount_pod_volumes(pod, &dirs.pod_dir) {
         tracing::warn!(error = %e, "cannot unmount pod volumes");
@@ -1357,52 +1360,12 @@ fn supervise(
     }
 }
 
-/// Removes the pod cgroup in every hierarchy (best effort: containers' own
-/// cgroups are removed by the engine on delete), then its now-empty parents
-/// up to the caller's cgroup.
-fn remove_cgroup(rel: &str) {
-    for (_, dir) in own_cgroup_dirs() {
-        let mut p = dir.join(rel);
-        for _ in 0..rel.split('/').count() {
-            if std::fs::remove_dir(&p).is_err() {
-                break;
-            }
-            p.pop();
-        }
-    }
-}
-
-/// The caller's cgroup directory for each hierarchy: (controllers, dir);
-/// controllers is empty for the cgroup2 hierarchy (hybrid `unified` or a
-/// pure v2 host's `/sys/fs/cgroup`).
-fn own_cgroup_dirs() -> Vec<(String, PathBuf)> {
-    crate::podstate::cgroup_hierarchies("")
-}
-
 /// Pure: the `oom_kill N` counter of a v1 `memory.oom_control` or v2 `memory.events`.
 pub fn parse_oom_kill(content: &str) -> Option<u64> {
     content
         .lines()
         .find_map(|l| l.strip_prefix("oom_kill "))
         .and_then(|v| v.trim().parse().ok())
-}
-
-/// Whether the kernel OOM-killed a process in the container cgroup `rel`
-/// (relative to ours): read before the engine removes the cgroup.
-fn oom_killed(rel: &str) -> bool {
-    own_cgroup_dirs().into_iter().any(|(ctrls, dir)| {
-        let f = if ctrls.split(',').any(|c| c == "memory") {
-            dir.join(rel).join("memory.oom_control")
-        } else if ctrls.is_empty() {
-            dir.join(rel).join("memory.events")
-        } else {
-            return false;
-        };
-        std::fs::read_to_string(f)
-            .ok()
-            .and_then(|c| parse_oom_kill(&c))
-            .is_some_and(|n| n > 0)
-    })
 }
 
 #[cfg(test)]
