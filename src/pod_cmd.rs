@@ -509,12 +509,10 @@ fn find(root: &Path, ns: &str, name: &str) -> anyhow::Result<PodView> {
     Ok(podstate::find(root, ns, name)?)
 }
 
+/// Now, in whole seconds (Kubernetes' metav1.Time resolution).
 fn now_ts() -> podrun_pod::k8s_openapi::jiff::Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    podrun_pod::k8s_openapi::jiff::Timestamp::from_second(d.as_secs() as i64)
-        .unwrap_or(podrun_pod::k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
+    let t = podrun_pod::crilog::now();
+    podrun_pod::k8s_openapi::jiff::Timestamp::from_second(t.as_second()).unwrap_or(t)
 }
 
 fn hostname() -> String {

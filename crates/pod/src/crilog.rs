@@ -205,6 +205,14 @@ impl Reassembler {
     }
 }
 
+/// The current time, with nanoseconds.
+pub fn now() -> Timestamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp::new(d.as_secs() as i64, d.subsec_nanos() as i32).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
 /// `<root>/<namespace>_<name>_<uid>` (kubelet's BuildPodLogsDirectory).
 pub fn pod_log_dir(root: &Path, namespace: &str, name: &str, uid: &str) -> PathBuf {
     root.join(format!("{namespace}_{name}_{uid}"))

@@ -107,12 +107,7 @@ impl EventLog {
     }
 }
 
-fn now() -> Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp::from_second(d.as_secs() as i64).unwrap_or(Timestamp::UNIX_EPOCH)
-}
+use crate::crilog::now;
 
 /// File name of the event log in a pod's state dir.
 pub const EVENTS_FILE: &str = "events.json";

@@ -7,7 +7,6 @@
 //! poll loop ([`LogPump::fd`] + [`LogPump::pump`]) or by [`drain`].
 
 use crate::crilog::{LogEncoder, Stream, DEFAULT_MAX_LINE};
-use k8s_openapi::jiff::Timestamp;
 use std::cell::RefCell;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -220,12 +219,7 @@ pub fn drain(pumps: &mut [LogPump], timeout: std::time::Duration) -> std::io::Re
     }
 }
 
-fn now() -> Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp::new(d.as_secs() as i64, d.subsec_nanos() as i32).unwrap_or(Timestamp::UNIX_EPOCH)
-}
+use crate::crilog::now;
 
 #[cfg(test)]
 mod tests {

@@ -168,12 +168,7 @@ pub fn read_status(pod_dir: &Path) -> Result<Pod, SupervisorError> {
     })
 }
 
-fn now() -> Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp::new(d.as_secs() as i64, d.subsec_nanos() as i32).unwrap_or(Timestamp::UNIX_EPOCH)
-}
+use crate::crilog::now;
 
 struct Slot {
     spec: Container,
