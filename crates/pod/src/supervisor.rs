@@ -247,6 +247,8 @@ struct Sup<'a> {
     /// Events recorded since events.json was last written (it is written
     /// with the status, once per loop turn, not once per event).
     events_dirty: std::cell::Cell<bool>,
+    /// Pod conditions as last written to status.json.
+    conditions: std::cell::RefCell<Vec<k8s_openapi::api::core::v1::PodCondition>>,
     rootfs: Option<Box<dyn RootfsProvider>>,
     control: Option<UnixListener>,
     /// A stop was requested (control socket or stop file), with an optional grace override.
@@ -271,11 +273,8 @@ impl Sup<'_> {
         let spec = self.pod.spec.as_ref().ok_or(SupervisorError::NoSpec)?;
         let init: Vec<ContainerRecord> = self.init.iter().map(|s| s.rec.clone()).collect();
         let apps: Vec<ContainerRecord> = self.apps.iter().map(|s| s.rec.clone()).collect();
-        let prev = read_status(&self.dirs.pod_dir)
-            .ok()
-            .and_then(|p| p.status)
-            .and_then(|s| s.conditions)
-            .unwrap_or_default();
+        // The conditions last written (their transition times carry over).
+        let prev = self.conditions.take();
         let st = pod_status(
             spec,
             &StatusInputs {
@@ -296,6 +295,8 @@ impl Sup<'_> {
             st.reason = Some(reason.clone());
             st.message = Some(message.clone());
         }
+        self.conditions
+            .replace(st.conditions.clone().unwrap_or_default());
         let mut pod = self.pod.clone();
         pod.status = Some(st);
         let tmp = self.dirs.pod_dir.join("status.json.tmp");
@@ -1114,6 +1115,13 @@ fn run_pod_inner(
         message: None,
         events: crate::events::EventLog::load(&dirs.pod_dir),
         events_dirty: std::cell::Cell::new(false),
+        conditions: std::cell::RefCell::new(
+            read_status(&dirs.pod_dir)
+                .ok()
+                .and_then(|p| p.status)
+                .and_then(|s| s.conditions)
+                .unwrap_or_default(),
+        ),
         rootfs: extras.rootfs.take(),
         control: extras.control.take(),
         stop: None,
