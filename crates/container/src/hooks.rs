@@ -273,10 +273,17 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
     use std::path::PathBuf;
 
+    thread_local! {
+        // One dir per test (libtest runs each test on its own thread): removed
+        // when the test's thread ends.
+        static DIR: tempfile::TempDir = tempfile::Builder::new()
+            .prefix("podrun-hooks-")
+            .tempdir()
+            .unwrap();
+    }
+
     fn script(name: &str, body: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("podrun-hooks-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join(name);
+        let p = DIR.with(|d| d.path().join(name));
         std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         p
