@@ -521,6 +521,8 @@ pub struct Ctr {
     calls: AtomicU32,
     /// Skip the leftover assertions (for tests that check them themselves).
     pub check_leftovers: bool,
+    /// Extra environment for every runtime command (e.g. PODRUN_SEAL=exec).
+    pub rt_env: Vec<(String, String)>,
 }
 
 impl Ctr {
@@ -564,6 +566,7 @@ impl Ctr {
             config,
             calls: AtomicU32::new(0),
             check_leftovers: true,
+            rt_env: Vec::new(),
         }
     }
 
@@ -699,6 +702,7 @@ impl Ctr {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(runtime());
         c.arg("--root").arg(&self.root).args(args);
+        c.envs(self.rt_env.iter().map(|(k, v)| (k, v)));
         c.stdin(Stdio::null());
         c
     }
