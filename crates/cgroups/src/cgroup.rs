@@ -342,6 +342,12 @@ impl Cgroup {
     /// Kill leftovers (SIGKILL), wait (bounded) until empty, rmdir the leaf (and child cgroups)
     /// plus the parents we created. Idempotent; missing directories are fine.
     pub fn destroy(&self) -> Result<()> {
+        // Fast path, the common case of a container whose processes are all gone: rmdir
+        // succeeds in every hierarchy (a cgroup with processes or child cgroups refuses with
+        // EBUSY, so nothing can be lost by trying). Anything else takes the full path.
+        if self.try_remove_empty() {
+            return Ok(());
+        }
         let any_exists = self.nodes().iter().any(|n| n.leaf.is_dir());
         if !any_exists {
             return Ok(());
@@ -351,6 +357,30 @@ impl Cgroup {
             self.wait_empty(EMPTY_TIMEOUT)?;
         }
         self.remove_dirs()
+    }
+
+    /// rmdir each leaf once (no retry), then the owned parents; true if every leaf is gone.
+    fn try_remove_empty(&self) -> bool {
+        let nodes = self.nodes();
+        let mut all_gone = true;
+        for n in &nodes {
+            match std::fs::remove_dir(&n.leaf) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(_) => all_gone = false,
+            }
+        }
+        if all_gone {
+            // Then the parents we created; a shared one still in use stays.
+            for n in &nodes {
+                for d in crate::resolve::owned_dirs(n).into_iter().skip(1) {
+                    if std::fs::remove_dir(&d).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        all_gone
     }
 
     /// Wait until no process is left in the cgroup.

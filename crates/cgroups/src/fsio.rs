@@ -29,10 +29,26 @@ pub(crate) fn read(path: &Path) -> Result<String> {
     })
 }
 
+/// open + read until EOF + close: no fstat/lseek for a size hint as `read_to_string` makes
+/// (cgroupfs and procfs files report size 0 or 4096 anyway), and a first buffer large
+/// enough for every cgroup file and a typical /proc/self/mountinfo.
 pub(crate) fn read_raw(path: &Path) -> io::Result<String> {
-    let mut s = String::with_capacity(256);
-    std::fs::File::open(path)?.read_to_string(&mut s)?;
-    Ok(s)
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 8192];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 pub(crate) fn parse_u64(path: &Path, s: &str) -> Result<u64> {
@@ -106,6 +122,21 @@ pub(crate) fn child_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_raw_reads_whole_files_of_any_size() {
+        let d = std::env::temp_dir().join(format!("podrun-fsio-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        for n in [0usize, 1, 8191, 8192, 8193, 40000] {
+            let f = d.join(format!("f{n}"));
+            let text: String = (0..n).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+            std::fs::write(&f, &text).unwrap();
+            assert_eq!(read_raw(&f).unwrap(), text, "size {n}");
+        }
+        std::fs::remove_dir_all(&d).unwrap();
+        let mi = read_raw(Path::new("/proc/self/mountinfo")).unwrap();
+        assert!(mi.ends_with('\n') && mi.lines().count() > 3);
+    }
 
     #[test]
     fn keyed_values() {

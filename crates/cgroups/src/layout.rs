@@ -53,7 +53,7 @@ impl Layout {
 /// Detect the host layout from `/proc/self/mountinfo` (one read, no cgroupfs access).
 pub fn detect() -> Result<Layout> {
     let file = Path::new("/proc/self/mountinfo");
-    let text = std::fs::read_to_string(file).map_err(|e| Error::Layout {
+    let text = crate::fsio::read_raw(file).map_err(|e| Error::Layout {
         source_file: file.into(),
         reason: format!("read: {}", crate::error::errno_text(&e)),
     })?;

@@ -102,9 +102,10 @@ pub(crate) fn node_for(
         leaf.push(c);
     }
     // Bottom-up: the trailing components that do not exist yet are ours (the leaf always is).
+    // A single component is ours whether it exists or not: no lookup needed.
     let mut owned = 0usize;
     let mut cur = leaf.clone();
-    while owned < p.components.len() && !exists(&cur) {
+    while p.components.len() > 1 && owned < p.components.len() && !exists(&cur) {
         owned += 1;
         cur.pop();
     }
