@@ -345,6 +345,52 @@ fn memory_limit_exceeded_is_oomkilled() {
     );
 }
 
+/// The OOM watch (v1: eventfd on memory.oom_control; v2: inotify on
+/// memory.events) reports a kill as it happens, even when the container's
+/// main process survives it (a child was the victim): the OOMKilling event is
+/// there while the container is still Running, and the container is not
+/// restarted nor marked OOMKilled. On cgroup v2 podrun sets memory.oom.group=1
+/// (the whole container dies, as with kubelet), so this runs on v1 memory only.
+#[test]
+fn oom_kill_of_a_child_is_reported_while_the_container_runs() {
+    let v1_memory = std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| {
+            l.split(':')
+                .nth(1)
+                .is_some_and(|c| c.split(',').any(|c| c == "memory"))
+        });
+    if !v1_memory {
+        eprintln!("skipped: no cgroup v1 memory controller (v2 kills the whole container)");
+        return;
+    }
+    let env = PodEnv::new("oomchild");
+    let yaml = pod_yaml(
+        "oomc",
+        "Always",
+        &container("c", "tail /dev/zero; echo hog-gone; exec sleep 600"),
+    ) + "    resources:\n      limits: {memory: 32Mi}\n";
+    env.create(&yaml, &[]);
+    let deadline = Instant::now() + T;
+    let d = loop {
+        let d = env.ok(&["describe", "pod", "oomc"]);
+        if d.contains("OOMKilling") {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "no OOMKilling event: {d}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(d.contains("killed a process of container c"), "{d}");
+    let v = env.wait_for("oomc", T, "the shell to go on", |_| {
+        env.logs("oomc", "c").contains("hog-gone")
+    });
+    let c = PodEnv::cstatus(&v, "c");
+    assert!(!c["state"]["running"].is_null(), "still running: {c}");
+    assert_eq!(c["restartCount"], 0, "{c}");
+    assert!(c["lastState"]["terminated"].is_null(), "{c}");
+}
+
 #[test]
 fn security_context_is_seen_from_inside() {
     let env = PodEnv::new("secctx");

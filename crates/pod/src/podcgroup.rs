@@ -72,6 +72,20 @@ pub fn oom_killed(rel: &str) -> bool {
         .is_some_and(|n| n > 0)
 }
 
+/// A watch on cgroup `rel`'s OOM kills (v2: inotify on memory.events; v1: an
+/// eventfd registered for memory.oom_control), for the supervisor's poll loop.
+/// None (with a warning) where the memory controller is not available.
+pub fn oom_watcher(rel: &str) -> Option<podrun_cgroups::OomWatcher> {
+    let c = resolve(rel)?;
+    match podrun_cgroups::OomWatcher::new(&c) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(cgroup = rel, error = %e, "no OOM watch; OOM kills are seen when the container exits");
+            None
+        }
+    }
+}
+
 /// Removes cgroup `rel` in every hierarchy (killing what is left in it) and
 /// its now-empty parents up to this process's cgroup. Best effort.
 pub fn remove(rel: &str) {

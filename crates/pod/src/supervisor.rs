@@ -187,6 +187,11 @@ struct Slot {
     stopping: Option<Stopping>,
     /// pidfd of the running container's init: polled, so an exit wakes the loop.
     pidfd: Option<OwnedFd>,
+    /// OOM kills in the running container's cgroup, polled: the OOMKilling event is
+    /// recorded when the kernel kills, even if the container's main process survives.
+    oom: Option<podrun_cgroups::OomWatcher>,
+    /// An OOMKilling event was recorded for the current run.
+    oom_reported: bool,
 }
 
 /// The longest the supervisor's loop sleeps when nothing is due: a stop file
@@ -410,6 +415,7 @@ impl Sup<'_> {
         };
         let t = now();
         let mono = self.mono();
+        let oom_rel = format!("{}/{}", self.opts.cgroup_parent, name);
         let slot = if is_init {
             &mut self.init[i]
         } else {
@@ -420,6 +426,8 @@ impl Sup<'_> {
                 tracing::info!(container = %name, pid = r.pid, "container started");
                 slot.rec.image_id = img_id;
                 slot.pidfd = podrun_container::util::pidfd_open(r.pid);
+                slot.oom = crate::podcgroup::oom_watcher(&oom_rel);
+                slot.oom_reported = false;
                 slot.run = Some((r, t));
                 slot.stopping = None;
                 if slot.health.is_none() && needs_health(&slot.spec) {
@@ -517,6 +525,9 @@ impl Sup<'_> {
             }
             slot.stopping = None;
             slot.pidfd = None;
+            // A kill the watch has not reported yet is still in the counter read below.
+            slot.oom = None;
+            let reported = std::mem::take(&mut slot.oom_reported);
             let _ = drain(&mut r.pumps, Duration::from_secs(2));
             let oom = crate::podcgroup::oom_killed(&format!(
                 "{}/{}",
@@ -532,7 +543,7 @@ impl Sup<'_> {
             } else {
                 slot.done = true;
             }
-            if oom {
+            if oom && !reported {
                 oom_event = Some((idx < n_init, slot.spec.name.clone()));
             }
             break;
@@ -637,10 +648,20 @@ impl Sup<'_> {
                 revents: 0,
             });
         }
-        for s in self.init.iter().chain(self.apps.iter()) {
+        // (index in fds, slot index over init then apps) of each OOM watch.
+        let mut oom_fds: Vec<(usize, usize)> = Vec::new();
+        for (si, s) in self.init.iter().chain(self.apps.iter()).enumerate() {
             if let Some(fd) = &s.pidfd {
                 fds.push(libc::pollfd {
                     fd: std::os::fd::AsRawFd::as_raw_fd(fd),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
+            if let Some(w) = &s.oom {
+                oom_fds.push((fds.len(), si));
+                fds.push(libc::pollfd {
+                    fd: std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(w)),
                     events: libc::POLLIN,
                     revents: 0,
                 });
@@ -679,6 +700,36 @@ impl Sup<'_> {
         } else {
             // SAFETY: fds is a valid pollfd array of that length.
             unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        }
+        let n_init = self.init.len();
+        for (fi, si) in oom_fds {
+            if fds[fi].revents == 0 {
+                continue;
+            }
+            let slot = if si < n_init {
+                &mut self.init[si]
+            } else {
+                &mut self.apps[si - n_init]
+            };
+            let killed = slot.oom.as_mut().map(|w| w.check());
+            match killed {
+                Some(Ok(true)) => {
+                    slot.oom_reported = true;
+                    let name = slot.spec.name.clone();
+                    tracing::warn!(container = %name, "OOM kill in the container's cgroup");
+                    self.event(
+                        true,
+                        "OOMKilling",
+                        &container_object(si < n_init, &name),
+                        format!("Memory cgroup out of memory: the kernel OOM killer killed a process of container {name}"),
+                    );
+                }
+                Some(Ok(false)) | None => {}
+                Some(Err(e)) => {
+                    tracing::warn!(container = %slot.spec.name, error = %e, "OOM watch failed; dropped");
+                    slot.oom = None;
+                }
+            }
         }
         for s in self.init.iter_mut().chain(self.apps.iter_mut()) {
             if let Some((r, _)) = &mut s.run {
@@ -1076,6 +1127,8 @@ fn run_pod_inner(
         post_start: None,
         stopping: None,
         pidfd: None,
+        oom: None,
+        oom_reported: false,
     };
     let mut sup = Sup {
         pod,
