@@ -774,7 +774,7 @@ fn start_pod(
             return Err(e).with_context(|| format!("creating {}", dir.display()));
         }
     }
-    let cgroup_parent = format!("podrun-pods/pod{uid}");
+    let cgroup_parent = format!("{}/pod{uid}", podrun_pod::podcgroup::POD_CGROUP_PARENT);
     let run = RunInfo {
         log_root: o.log_dir.clone(),
         image_root: o.image_root.clone(),

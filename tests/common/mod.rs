@@ -943,6 +943,16 @@ impl Drop for Ctr {
             Vec::new()
         };
         self.force_cleanup();
+        // The tests' shared `podrun-test` parent: podrun removes only the parents
+        // it created, and which test created it is a race; the last one out
+        // removes it (rmdir fails while other tests' cgroups are inside).
+        for h in hierarchies() {
+            let d = h
+                .mount
+                .join(h.own.trim_start_matches('/'))
+                .join("podrun-test");
+            let _ = fs::remove_dir(d);
+        }
         let dir = self.dir.to_string_lossy().to_string();
         let still_mounted = mount_points().iter().any(|m| m.starts_with(&dir));
         if !still_mounted && std::env::var_os("PODRUN_TEST_KEEP").is_none() {

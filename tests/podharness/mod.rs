@@ -353,6 +353,20 @@ impl PodEnv {
                 if d.exists() {
                     l.push(format!("cgroup of pod {u}: {}", d.display()));
                 }
+                // The pods' shared parent goes with the last pod in it (other
+                // tests' pods may still be in it, or being created: then it is
+                // not empty, or only for a moment, and `finish` retries).
+                if let Some(p) = d.parent().filter(|p| p.ends_with("podrun-pods")) {
+                    let busy = std::fs::read_dir(p)
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .any(|e| e.file_type().is_ok_and(|t| t.is_dir()));
+                    let msg = format!("empty shared pod cgroup {}", p.display());
+                    if p.is_dir() && !busy && !l.contains(&msg) {
+                        l.push(msg);
+                    }
+                }
             }
         }
         let pods = self.root.join("pods");

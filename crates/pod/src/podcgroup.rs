@@ -86,6 +86,23 @@ pub fn oom_watcher(rel: &str) -> Option<podrun_cgroups::OomWatcher> {
     }
 }
 
+/// The cgroup (below the caller's) that holds every pod's cgroup: podrun's own,
+/// shared by the pods, so whoever removes the last pod removes it too.
+pub const POD_CGROUP_PARENT: &str = "podrun-pods";
+
+/// After a pod's cgroup directories are gone: rmdir their shared parent
+/// ([`POD_CGROUP_PARENT`]) where it is now empty. Another pod's cgroup inside
+/// makes rmdir fail (EBUSY), which is fine: that pod removes it later.
+pub fn remove_empty_parent(pod_dirs: &[std::path::PathBuf]) {
+    for d in pod_dirs {
+        if let Some(p) = d.parent() {
+            if p.file_name() == Some(std::ffi::OsStr::new(POD_CGROUP_PARENT)) {
+                let _ = std::fs::remove_dir(p);
+            }
+        }
+    }
+}
+
 /// Removes cgroup `rel` in every hierarchy (killing what is left in it) and
 /// its now-empty parents up to this process's cgroup. Best effort.
 pub fn remove(rel: &str) {
@@ -93,6 +110,7 @@ pub fn remove(rel: &str) {
         if let Err(e) = c.destroy() {
             tracing::warn!(cgroup = rel, error = %e, "cannot remove pod cgroup");
         }
+        remove_empty_parent(&c.paths());
     }
 }
 

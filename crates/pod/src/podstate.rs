@@ -435,6 +435,7 @@ pub fn cleanup(
             problems.push(e);
         }
     }
+    crate::podcgroup::remove_empty_parent(&run.cgroup_dirs);
     if remove_logs {
         if let Some(pod) = &pod {
             let m = &pod.metadata;
