@@ -138,14 +138,20 @@ impl Cgroup {
 
     /// Distinct nodes (co-mounted v1 controllers counted once), v1 first then unified.
     pub(crate) fn nodes(&self) -> Vec<&Node> {
+        let mut out = self.v1_dirs();
+        if let Some(u) = &self.unified {
+            out.push(u);
+        }
+        out
+    }
+
+    /// The v1 hierarchies' nodes, co-mounted controllers (one directory) once.
+    fn v1_dirs(&self) -> Vec<&Node> {
         let mut out: Vec<&Node> = Vec::with_capacity(self.v1.len() + 1);
         for n in self.v1.values() {
             if !out.iter().any(|o| o.leaf == n.leaf) {
                 out.push(n);
             }
-        }
-        if let Some(u) = &self.unified {
-            out.push(u);
         }
         out
     }
@@ -287,13 +293,7 @@ impl Cgroup {
     /// privileges of its own (cgroupfs checks the opener's credentials).
     pub fn self_attach(&self) -> Result<SelfAttach> {
         let mut tasks = Vec::new();
-        for n in self.v1.values() {
-            if tasks
-                .iter()
-                .any(|(p, _): &(PathBuf, OwnedFd)| p.parent() == Some(n.leaf.as_path()))
-            {
-                continue;
-            }
+        for n in self.v1_dirs() {
             let p = n.leaf.join("tasks");
             let f = std::fs::OpenOptions::new()
                 .write(true)
@@ -371,13 +371,8 @@ impl Cgroup {
             }
         }
         if all_gone {
-            // Then the parents we created; a shared one still in use stays.
             for n in &nodes {
-                for d in crate::resolve::owned_dirs(n).into_iter().skip(1) {
-                    if std::fs::remove_dir(&d).is_err() {
-                        break;
-                    }
-                }
+                let _ = remove_owned_parents(n);
             }
         }
         all_gone
@@ -410,22 +405,8 @@ impl Cgroup {
                 first_err.get_or_insert(e);
                 continue;
             }
-            for d in crate::resolve::owned_dirs(n).into_iter().skip(1) {
-                match std::fs::remove_dir(&d) {
-                    Ok(()) => {}
-                    Err(e)
-                        if matches!(
-                            e.raw_os_error(),
-                            Some(libc::ENOENT) | Some(libc::ENOTEMPTY) | Some(libc::EBUSY)
-                        ) =>
-                    {
-                        break; // shared parent still in use (or already gone)
-                    }
-                    Err(e) => {
-                        first_err.get_or_insert(fsio::dir_err(&d, "rmdir", e));
-                        break;
-                    }
-                }
+            if let Err(e) = remove_owned_parents(n) {
+                first_err.get_or_insert(e);
             }
         }
         match first_err {
@@ -435,7 +416,26 @@ impl Cgroup {
     }
 }
 
-/// Open a directory with O_PATH|O_DIRECTORY|O_CLOEXEC.
+/// rmdir the parents of `n`'s leaf that podrun created, bottom-up, once the leaf is gone. A
+/// shared parent still in use (or already gone) ends the walk without an error.
+fn remove_owned_parents(n: &Node) -> Result<()> {
+    for d in crate::resolve::owned_dirs(n).into_iter().skip(1) {
+        match std::fs::remove_dir(&d) {
+            Ok(()) => {}
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOENT) | Some(libc::ENOTEMPTY) | Some(libc::EBUSY)
+                ) =>
+            {
+                break;
+            }
+            Err(e) => return Err(fsio::dir_err(&d, "rmdir", e)),
+        }
+    }
+    Ok(())
+}
+
 /// Open cgroup files for a child to enter the cgroup by itself (see [`Cgroup::self_attach`]).
 #[derive(Debug)]
 pub struct SelfAttach {
@@ -470,6 +470,7 @@ impl SelfAttach {
     }
 }
 
+/// Open a directory with O_PATH|O_DIRECTORY|O_CLOEXEC.
 pub(crate) fn open_dir_path(dir: &Path) -> Result<OwnedFd> {
     use std::os::fd::FromRawFd;
     use std::os::unix::ffi::OsStrExt;
