@@ -113,7 +113,7 @@ fn seal_in_place(fd: RawFd) -> Result<()> {
     if textrel {
         return Err(Error::Other("the executable has text relocations".into()));
     }
-    let vmas = remap::exe_mappings(&maps, &loads)?;
+    let vmas = remap::exe_mappings(&maps, &loads);
     if vmas.is_empty() {
         return Err(Error::Other("no mapping of the executable found".into()));
     }

@@ -110,14 +110,56 @@ pub fn proc_stat(pid: i32) -> Option<ProcStat> {
     parse_proc_stat(&s)
 }
 
-/// Parse /proc/<pid>/stat; the command name may contain spaces and parentheses, so fields
-/// are counted from the last ')'.
+/// One mapping (header) line of /proc/<pid>/maps or smaps:
+/// `start-end perms offset dev inode [path]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapsLine<'a> {
+    pub start: usize,
+    pub end: usize,
+    /// e.g. "r-xp".
+    pub perms: &'a str,
+    pub offset: u64,
+    /// 0 for anonymous mappings.
+    pub inode: u64,
+    /// The file, `[heap]`, `[stack]`..., or "" (may contain spaces).
+    pub path: &'a str,
+}
+
+impl<'a> MapsLine<'a> {
+    /// None for anything else (smaps' `Key: value` lines included).
+    pub fn parse(line: &'a str) -> Option<Self> {
+        let mut rest = line;
+        let mut next = || {
+            rest = rest.trim_start();
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            let (f, r) = rest.split_at(end);
+            rest = r;
+            Some(f).filter(|f| !f.is_empty())
+        };
+        let (range, perms, offset, _dev, inode) = (next()?, next()?, next()?, next()?, next()?);
+        let (a, b) = range.split_once('-')?;
+        Some(MapsLine {
+            start: usize::from_str_radix(a, 16).ok()?,
+            end: usize::from_str_radix(b, 16).ok()?,
+            perms,
+            offset: u64::from_str_radix(offset, 16).ok()?,
+            inode: inode.parse().ok()?,
+            path: rest.trim(),
+        })
+    }
+}
+
+/// Field `n` (1-based, as in proc(5)) of a /proc/<pid>/stat text, for n >= 3. The command
+/// name (field 2) may contain spaces and parentheses, so fields are counted from the last ')'.
+pub fn proc_stat_field(s: &str, n: usize) -> Option<&str> {
+    let rest = &s[s.rfind(')')? + 1..];
+    rest.split_ascii_whitespace().nth(n.checked_sub(3)?)
+}
+
+/// Parse /proc/<pid>/stat: state (field 3) and start time (field 22).
 pub fn parse_proc_stat(s: &str) -> Option<ProcStat> {
-    let rest = &s[s.rfind(')')? + 2..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    // After the state (field 3) the start time is field 22, i.e. the 19th after state.
-    let start_time = fields.nth(18)?.parse().ok()?;
+    let state = proc_stat_field(s, 3)?.chars().next()?;
+    let start_time = proc_stat_field(s, 22)?.parse().ok()?;
     Some(ProcStat { state, start_time })
 }
 
@@ -129,51 +171,13 @@ pub fn process_alive(pid: i32, start_time: u64) -> bool {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formats_known_instants() {
-        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(rfc3339(951782400, 5), "2000-02-29T00:00:00.000000005Z");
-        assert_eq!(rfc3339(1795436400, 0), "2026-11-23T12:20:00.000000000Z");
-    }
-
-    #[test]
-    fn parses_stat_with_odd_comm() {
-        let s = "1234 (a) b (c) S 1 1234 1234 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 98765 1000 10 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0";
-        let st = parse_proc_stat(s).unwrap();
-        assert_eq!(st.state, 'S');
-        assert_eq!(st.start_time, 98765);
-    }
-
-    #[test]
-    fn own_process_is_alive_and_other_start_time_is_not() {
-        let me = std::process::id() as i32;
-        let st = proc_stat(me).unwrap();
-        assert!(process_alive(me, st.start_time));
-        assert!(!process_alive(me, st.start_time + 1));
-    }
-
-    #[test]
-    fn atomic_write_replaces() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("state.json");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two").unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"two");
-        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
-    }
-}
-
 /// `PODRUN_TRACE_TIMING=1`: print "<µs since boot> <pid> <stage>" lines to stderr, to find
 /// where a container start spends its time (see docs/benchmarks.md).
 pub fn trace(stage: &str) {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if *ON.get_or_init(|| std::env::var_os("PODRUN_TRACE_TIMING").is_some()) {
         let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-            .map(|t| t.tv_sec() as i64 * 1_000_000 + t.tv_nsec() as i64 / 1000)
+            .map(|t| t.tv_sec() * 1_000_000 + t.tv_nsec() / 1000)
             .unwrap_or(0);
         eprintln!("{t} {} {stage}", std::process::id());
     }
@@ -208,5 +212,58 @@ pub fn pidfd_signal(fd: &std::os::fd::OwnedFd, sig: i32) -> nix::Result<()> {
         Err(nix::errno::Errno::last())
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_maps_lines() {
+        let l = "55d0a028b000-55d0a0c03000 r-xp 0028a000 fe:00 1234         /usr/bin/pod run\n";
+        let m = MapsLine::parse(l).unwrap();
+        assert_eq!((m.start, m.end), (0x55d0a028b000, 0x55d0a0c03000));
+        assert_eq!(
+            (m.perms, m.offset, m.inode, m.path),
+            ("r-xp", 0x28a000, 1234, "/usr/bin/pod run")
+        );
+        let anon = MapsLine::parse("7f00-7f10 rw-p 00000000 00:00 0 ").unwrap();
+        assert_eq!((anon.inode, anon.path), (0, ""));
+        assert_eq!(MapsLine::parse("Anonymous:        0 kB"), None);
+        assert_eq!(MapsLine::parse("VmFlags: rd ex mr mw me dw"), None);
+    }
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339(951782400, 5), "2000-02-29T00:00:00.000000005Z");
+        assert_eq!(rfc3339(1795436400, 0), "2026-11-23T12:20:00.000000000Z");
+    }
+
+    #[test]
+    fn parses_stat_with_odd_comm() {
+        let s = "1234 (a) b (c) S 1 1234 1234 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 98765 1000 10 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0";
+        let st = parse_proc_stat(s).unwrap();
+        assert_eq!(st.state, 'S');
+        assert_eq!(st.start_time, 98765);
+    }
+
+    #[test]
+    fn own_process_is_alive_and_other_start_time_is_not() {
+        let me = std::process::id() as i32;
+        let st = proc_stat(me).unwrap();
+        assert!(process_alive(me, st.start_time));
+        assert!(!process_alive(me, st.start_time + 1));
+    }
+
+    #[test]
+    fn atomic_write_replaces() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("state.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
     }
 }

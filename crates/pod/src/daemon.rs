@@ -294,24 +294,16 @@ pub fn clean_mappings(smaps: &str, exe: &str) -> Vec<(usize, usize)> {
         }
     };
     for l in smaps.lines() {
-        let mut it = l.split_whitespace();
-        let first = it.next().unwrap_or("");
-        if let Some((a, b)) = first
-            .split_once('-')
-            .filter(|(a, _)| a.chars().all(|c| c.is_ascii_hexdigit()) && !a.is_empty())
-        {
+        if let Some(m) = podrun_container::util::MapsLine::parse(l) {
             // A new mapping header: drop an unfinished one (no Anonymous line seen).
             cur = None;
-            let perms = it.next().unwrap_or("");
-            let path = it.nth(3).unwrap_or("");
-            if (perms == "r-xp" || perms == "r--p") && (path == exe || path.starts_with('/')) {
-                if let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
-                {
-                    cur = Some((a, b));
-                }
+            if (m.perms == "r-xp" || m.perms == "r--p")
+                && (m.path == exe || m.path.starts_with('/'))
+            {
+                cur = Some((m.start, m.end));
             }
-        } else if first == "Anonymous:" {
-            let anon_zero = it.next() == Some("0");
+        } else if let Some(v) = l.strip_prefix("Anonymous:") {
+            let anon_zero = v.split_ascii_whitespace().next() == Some("0");
             flush(&mut cur, anon_zero);
         }
     }
@@ -359,12 +351,11 @@ pub fn trim_text() {
 
 /// Pure: the `[stack]` mapping (start, end) in a /proc/self/smaps or maps text.
 pub fn stack_range(smaps: &str) -> Option<(usize, usize)> {
-    let l = smaps.lines().find(|l| l.trim_end().ends_with("[stack]"))?;
-    let (a, b) = l.split_whitespace().next()?.split_once('-')?;
-    Some((
-        usize::from_str_radix(a, 16).ok()?,
-        usize::from_str_radix(b, 16).ok()?,
-    ))
+    smaps
+        .lines()
+        .filter_map(podrun_container::util::MapsLine::parse)
+        .find(|m| m.path == "[stack]")
+        .map(|m| (m.start, m.end))
 }
 
 /// Image rootfs from the store: a fresh overlay per container start.

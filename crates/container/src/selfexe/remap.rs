@@ -52,49 +52,24 @@ pub(crate) struct Load {
 /// The file-backed mappings in `maps` (the text of /proc/self/maps) that lie inside the
 /// main program's load segments: the executable's own mappings (its `.bss` beyond the last
 /// file page is anonymous and not listed).
-pub(crate) fn exe_mappings(maps: &str, loads: &[Load]) -> Result<Vec<Vma>> {
-    let mut out = Vec::new();
-    for line in maps.lines() {
-        let mut f = line.split_ascii_whitespace();
-        let (Some(range), Some(perms), Some(off), Some(_dev), Some(inode)) =
-            (f.next(), f.next(), f.next(), f.next(), f.next())
-        else {
-            continue;
-        };
-        if inode == "0" {
-            continue;
-        }
-        let bad = || Error::Other(format!("unexpected /proc/self/maps line: {line}"));
-        let (a, b) = range.split_once('-').ok_or_else(bad)?;
-        let start = usize::from_str_radix(a, 16).map_err(|_| bad())?;
-        let end = usize::from_str_radix(b, 16).map_err(|_| bad())?;
-        if !loads.iter().any(|l| start < l.end && l.start < end) {
-            continue;
-        }
-        let offset = u64::from_str_radix(off, 16).map_err(|_| bad())?;
-        let p = perms.as_bytes();
-        if p.len() < 4 {
-            return Err(bad());
-        }
-        let mut prot = 0;
-        if p[0] == b'r' {
-            prot |= libc::PROT_READ;
-        }
-        if p[1] == b'w' {
-            prot |= libc::PROT_WRITE;
-        }
-        if p[2] == b'x' {
-            prot |= libc::PROT_EXEC;
-        }
-        out.push(Vma {
-            start,
-            end,
-            prot,
-            offset,
-            private: p[3] == b'p',
-        });
-    }
-    Ok(out)
+pub(crate) fn exe_mappings(maps: &str, loads: &[Load]) -> Vec<Vma> {
+    maps.lines()
+        .filter_map(crate::util::MapsLine::parse)
+        .filter(|m| m.inode != 0 && loads.iter().any(|l| m.start < l.end && l.start < m.end))
+        .map(|m| {
+            let p = m.perms.as_bytes();
+            let flag = |i: usize, c: u8, v: i32| if p.get(i) == Some(&c) { v } else { 0 };
+            Vma {
+                start: m.start,
+                end: m.end,
+                prot: flag(0, b'r', libc::PROT_READ)
+                    | flag(1, b'w', libc::PROT_WRITE)
+                    | flag(2, b'x', libc::PROT_EXEC),
+                offset: m.offset,
+                private: p.get(3) == Some(&b'p'),
+            }
+        })
+        .collect()
 }
 
 /// Decide per mapping: mappings inside a writable segment are copied, those inside a
@@ -315,16 +290,12 @@ const PR_SET_MM_MAP: libc::c_ulong = 14;
 
 /// The number of threads, field 20 of /proc/self/stat.
 pub(crate) fn threads(stat: &str) -> Option<u64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_ascii_whitespace().nth(20 - 3)?.parse().ok()
+    crate::util::proc_stat_field(stat, 20)?.parse().ok()
 }
 
 /// The memory-layout fields of /proc/self/stat PR_SET_MM_MAP needs (written back unchanged).
 pub(crate) fn mm_fields(stat: &str) -> Option<[u64; 10]> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_ascii_whitespace().collect();
-    // rest starts at field 3 (state): field n is f[n - 3].
-    let get = |n: usize| f.get(n - 3)?.parse::<u64>().ok();
+    let get = |n: usize| crate::util::proc_stat_field(stat, n)?.parse::<u64>().ok();
     Some([
         get(26)?, // startcode
         get(27)?, // endcode
@@ -427,7 +398,7 @@ mod tests {
 
     #[test]
     fn finds_only_the_executables_file_mappings() {
-        let v = exe_mappings(MAPS, &LOADS).unwrap();
+        let v = exe_mappings(MAPS, &LOADS);
         assert_eq!(v.len(), 4);
         assert_eq!(v[1].prot, libc::PROT_READ | libc::PROT_EXEC);
         assert_eq!(v[1].offset, 0x28a000);
@@ -437,7 +408,7 @@ mod tests {
 
     #[test]
     fn copies_writable_segments_and_remaps_the_rest() {
-        let v = exe_mappings(MAPS, &LOADS).unwrap();
+        let v = exe_mappings(MAPS, &LOADS);
         let p = plan(&v, &LOADS).unwrap();
         assert!(matches!(p[0], Step::Remap(_)));
         assert!(matches!(p[1], Step::Remap(_)));
@@ -447,7 +418,7 @@ mod tests {
 
     #[test]
     fn refuses_writable_mapping_in_read_only_segment_and_shared_ones() {
-        let mut v = exe_mappings(MAPS, &LOADS).unwrap();
+        let mut v = exe_mappings(MAPS, &LOADS);
         let ro = [Load {
             start: B,
             end: B + 0xc6b000,
@@ -476,7 +447,7 @@ mod tests {
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
         let (loads, textrel) = load_segments();
         assert!(!textrel);
-        let v = exe_mappings(&maps, &loads).unwrap();
+        let v = exe_mappings(&maps, &loads);
         assert!(v.iter().any(|m| m.prot & libc::PROT_EXEC != 0), "{maps}");
         let p = plan(&v, &loads).unwrap();
         assert!(p.iter().any(|s| matches!(s, Step::Copy(_))));
