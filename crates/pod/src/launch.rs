@@ -374,7 +374,10 @@ pub fn build_spec(
         // (owned by a host uid it does not map); it inherits the caller's.
         spec["process"]["oomScoreAdj"] = json!(cg.oom_score_adj);
     }
-    spec["linux"]["cgroupsPath"] = json!(format!("{}/{}", ctx.cgroup_parent, c.name));
+    spec["linux"]["cgroupsPath"] = json!(crate::podcgroup::container_cgroup(
+        ctx.cgroup_parent,
+        &c.name
+    ));
 
     // Mounts: privileged gets rw sysfs and cgroupfs; then /etc/hosts,
     // /etc/hostname (unless a volume provides them), then the volumes.

@@ -86,6 +86,12 @@ pub fn oom_watcher(rel: &str) -> Option<podrun_cgroups::OomWatcher> {
     }
 }
 
+/// The cgroup of container `name` of the pod whose cgroup is `pod_rel`
+/// (both relative to the caller's cgroup).
+pub fn container_cgroup(pod_rel: &str, name: &str) -> String {
+    format!("{pod_rel}/{name}")
+}
+
 /// The cgroup (below the caller's) that holds every pod's cgroup: podrun's own,
 /// shared by the pods, so whoever removes the last pod removes it too.
 pub const POD_CGROUP_PARENT: &str = "podrun-pods";

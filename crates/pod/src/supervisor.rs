@@ -415,7 +415,7 @@ impl Sup<'_> {
         };
         let t = now();
         let mono = self.mono();
-        let oom_rel = format!("{}/{}", self.opts.cgroup_parent, name);
+        let oom_rel = crate::podcgroup::container_cgroup(&self.opts.cgroup_parent, &name);
         let slot = if is_init {
             &mut self.init[i]
         } else {
@@ -529,9 +529,9 @@ impl Sup<'_> {
             slot.oom = None;
             let reported = std::mem::take(&mut slot.oom_reported);
             let _ = drain(&mut r.pumps, Duration::from_secs(2));
-            let oom = crate::podcgroup::oom_killed(&format!(
-                "{}/{}",
-                self.opts.cgroup_parent, slot.spec.name
+            let oom = crate::podcgroup::oom_killed(&crate::podcgroup::container_cgroup(
+                &self.opts.cgroup_parent,
+                &slot.spec.name,
             ));
             let _ = rt.delete(&r.id, true);
             let term = Termination::exited(st, oom, started, now());
