@@ -4,38 +4,11 @@
 mod common;
 
 use common::*;
-use oci_spec::runtime::LinuxResources;
-use podrun_cgroups::{detect, Cgroup, Layout, Mode, OomWatcher};
-use std::path::{Path, PathBuf};
+use podrun_cgroups::{Cgroup, Layout, Mode, OomWatcher};
+use std::path::Path;
 use std::time::Duration;
 
-fn res(json: &str) -> LinuxResources {
-    serde_json::from_str(json).unwrap()
-}
-
-fn hybrid() -> Layout {
-    let l = detect().unwrap();
-    assert!(
-        l.is_hybrid(),
-        "these tests expect the hybrid test VM: {l:?}"
-    );
-    l
-}
-
 /// Guard that destroys the cgroup even when an assertion fails.
-struct Cleanup(Cgroup);
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = self.0.destroy();
-    }
-}
-
-fn assert_gone(paths: &[PathBuf]) {
-    for p in paths {
-        assert!(!p.exists(), "{} left behind", p.display());
-    }
-}
-
 #[test]
 fn lifecycle_on_hybrid_host() {
     require_root!();

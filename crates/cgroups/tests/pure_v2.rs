@@ -6,14 +6,8 @@
 mod common;
 
 use common::*;
-use oci_spec::runtime::LinuxResources;
 use podrun_cgroups::{detect, Cgroup, Layout, Mode, OomWatcher};
-use std::path::PathBuf;
 use std::time::Duration;
-
-fn res(json: &str) -> LinuxResources {
-    serde_json::from_str(json).unwrap()
-}
 
 /// The layout, when this is a pure v2 host with the memory controller; else None (skipped).
 fn pure_v2() -> Option<Layout> {
@@ -32,19 +26,6 @@ fn pure_v2() -> Option<Layout> {
             );
             None
         }
-    }
-}
-
-struct Cleanup(Cgroup);
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = self.0.destroy();
-    }
-}
-
-fn assert_gone(paths: &[PathBuf]) {
-    for p in paths {
-        assert!(!p.exists(), "{} left behind", p.display());
     }
 }
 

@@ -6,36 +6,9 @@
 mod common;
 
 use common::*;
-use oci_spec::runtime::LinuxResources;
-use podrun_cgroups::{detect, Cgroup, Layout};
-use std::path::{Path, PathBuf};
+use podrun_cgroups::Cgroup;
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn res(json: &str) -> LinuxResources {
-    serde_json::from_str(json).unwrap()
-}
-
-fn hybrid() -> Layout {
-    let l = detect().unwrap();
-    assert!(
-        l.is_hybrid(),
-        "these tests expect the hybrid test VM: {l:?}"
-    );
-    l
-}
-
-struct Cleanup(Cgroup);
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = self.0.destroy();
-    }
-}
-
-fn assert_gone(paths: &[PathBuf]) {
-    for p in paths {
-        assert!(!p.exists(), "{} left behind", p.display());
-    }
-}
 
 fn keyed(file: &Path, key: &str) -> u64 {
     read(file)

@@ -6,11 +6,10 @@
 mod common;
 
 use common::*;
-use oci_spec::runtime::LinuxResources;
 use podrun_cgroups::{Cgroup, Layout, Mode};
 use std::ffi::CString;
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const UNIFIED: &str = "/sys/fs/cgroup/unified";
 
@@ -22,23 +21,6 @@ fn v2_layout() -> Option<Layout> {
     Some(Layout::V2 {
         root: UNIFIED.into(),
     })
-}
-
-fn res(json: &str) -> LinuxResources {
-    serde_json::from_str(json).unwrap()
-}
-
-struct Cleanup(Cgroup);
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = self.0.destroy();
-    }
-}
-
-fn assert_gone(paths: &[PathBuf]) {
-    for p in paths {
-        assert!(!p.exists(), "{} left behind", p.display());
-    }
 }
 
 #[test]

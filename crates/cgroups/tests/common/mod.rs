@@ -84,3 +84,32 @@ impl Drop for Reap {
         let _ = self.0.wait();
     }
 }
+
+/// OCI `linux.resources` from JSON.
+pub fn res(json: &str) -> oci_spec::runtime::LinuxResources {
+    serde_json::from_str(json).unwrap()
+}
+
+/// Destroys the cgroup when the test ends, whatever happened.
+pub struct Cleanup(pub podrun_cgroups::Cgroup);
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = self.0.destroy();
+    }
+}
+
+pub fn assert_gone(paths: &[std::path::PathBuf]) {
+    for p in paths {
+        assert!(!p.exists(), "{} left behind", p.display());
+    }
+}
+
+/// The host layout, asserted hybrid (v1 controllers + cgroup2).
+pub fn hybrid() -> podrun_cgroups::Layout {
+    let l = podrun_cgroups::detect().unwrap();
+    assert!(
+        l.is_hybrid(),
+        "these tests expect the hybrid test VM: {l:?}"
+    );
+    l
+}
