@@ -63,22 +63,26 @@ pub fn detect() -> Result<Layout> {
     })
 }
 
-/// Undo mountinfo's octal escapes (`\040` = space, `\011`, `\012`, `\134`).
-fn unescape(s: &str) -> String {
+/// Undo mountinfo's octal escapes (`\040` = space, `\011`, `\012`, `\134`). Byte-wise, so a
+/// backslash before a multi-byte character is kept as it is.
+pub fn unescape_mountinfo(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() {
-            let oct = &s[i + 1..i + 4];
-            if let Ok(v) = u8::from_str_radix(oct, 8) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
+            out.push(v as u8);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
         }
-        out.push(b[i]);
-        i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
 }
@@ -96,7 +100,7 @@ pub fn parse_mountinfo(text: &str) -> std::result::Result<Layout, String> {
         if lf.len() < 5 || rf.len() < 3 {
             continue;
         }
-        let mountpoint = PathBuf::from(unescape(lf[4]));
+        let mountpoint = PathBuf::from(unescape_mountinfo(lf[4]));
         match rf[0] {
             "cgroup2" => unified.push(mountpoint),
             "cgroup" => {
@@ -138,6 +142,15 @@ pub fn parse_mountinfo(text: &str) -> std::result::Result<Layout, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unescapes_mountinfo_octal_escapes_bytewise() {
+        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+        assert_eq!(unescape_mountinfo("/x\\134y"), "/x\\y");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+        // A backslash before a multi-byte character (the old slicing panicked here).
+        assert_eq!(unescape_mountinfo("/a\\éé"), "/a\\éé");
+    }
 
     const HYBRID: &str = "\
 23 1 0:21 / /sys rw,nosuid - sysfs sysfs rw

@@ -23,7 +23,7 @@ pub use convert::{
     blkio_weight_to_io, device_rule, shares_to_weight, swap_to_v2, validate_page_size,
 };
 pub use error::{Error, Result};
-pub use layout::{detect, parse_mountinfo, Layout, V1_CONTROLLERS};
+pub use layout::{detect, parse_mountinfo, unescape_mountinfo, Layout, V1_CONTROLLERS};
 pub use oom::OomWatcher;
 pub use procself::{parse_proc_cgroup, ProcCgroups};
 pub use resolve::DELEGATION_LEAF;

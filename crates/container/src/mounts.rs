@@ -227,28 +227,8 @@ impl MountInfo {
     }
 }
 
-/// Undo the octal escapes of mountinfo (`\040` for space, ...).
-pub fn unescape_mountinfo(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') as u32 * 64
-                + (b[i + 2] - b'0') as u32 * 8
-                + (b[i + 3] - b'0') as u32;
-            out.push(v as u8);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+/// Shared with the cgroup layout detection.
+pub use podrun_cgroups::unescape_mountinfo;
 
 /// Parse the text of /proc/<pid>/mountinfo. Malformed lines are skipped.
 pub fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
