@@ -279,28 +279,20 @@ impl GrpcCheck {
 
     fn advance(&mut self) -> Option<Outcome> {
         use super::grpc::{response_status, status_name};
-        if !self.connected {
-            if ready(self.sock.as_raw_fd(), libc::POLLOUT) == 0 {
-                return None;
-            }
-            if let Err(e) = socket_error(self.sock.as_raw_fd()) {
+        match finish_connect(&self.sock, self.addr, &mut self.connected) {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
                 return Some(Outcome::Failure(format!(
-                    "timeout: failed to connect service \"{}\": {}",
-                    self.addr,
-                    dial_error(self.addr, &e)
-                )));
+                    "timeout: failed to connect service \"{}\": {e}",
+                    self.addr
+                )))
             }
-            self.connected = true;
         }
         let mut buf = [0u8; 4096];
         loop {
-            while self.sent < self.out.len() {
-                match self.sock.write(&self.out[self.sent..]) {
-                    Ok(n) => self.sent += n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Some(Outcome::Failure(format!("rpc error: write: {e}"))),
-                }
+            if let Err(e) = write_pending(&mut self.sock, &self.out, &mut self.sent) {
+                return Some(Outcome::Failure(format!("rpc error: {e}")));
             }
             if self.eof {
                 break;
@@ -422,6 +414,37 @@ fn short(s: &str) -> String {
     format!("{}...", &s[..end])
 }
 
+/// A non-blocking connect: Ok(true) once it is established (at once if it
+/// already was), Ok(false) while it is still in progress, Err with the dial
+/// error kubelet would report.
+fn finish_connect(
+    sock: &TcpStream,
+    addr: SocketAddr,
+    connected: &mut bool,
+) -> Result<bool, String> {
+    if !*connected {
+        if ready(sock.as_raw_fd(), libc::POLLOUT) == 0 {
+            return Ok(false);
+        }
+        socket_error(sock.as_raw_fd()).map_err(|e| dial_error(addr, &e))?;
+        *connected = true;
+    }
+    Ok(true)
+}
+
+/// Writes `out[*sent..]` until done or the socket would block.
+fn write_pending(sock: &mut TcpStream, out: &[u8], sent: &mut usize) -> Result<(), String> {
+    while *sent < out.len() {
+        match sock.write(&out[*sent..]) {
+            Ok(n) => *sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("write: {e}")),
+        }
+    }
+    Ok(())
+}
+
 /// One HTTP connection.
 #[derive(Debug)]
 struct Conn {
@@ -479,12 +502,8 @@ impl Conn {
 
     /// Ok(Some) with the response; Err with a connection/protocol error.
     fn drive(&mut self) -> Result<Option<Response>, String> {
-        if !self.connected {
-            if ready(self.sock.as_raw_fd(), libc::POLLOUT) == 0 {
-                return Ok(None);
-            }
-            socket_error(self.sock.as_raw_fd()).map_err(|e| dial_error(self.addr, &e))?;
-            self.connected = true;
+        if !finish_connect(&self.sock, self.addr, &mut self.connected)? {
+            return Ok(None);
         }
         match self.tls.take() {
             None => self.drive_plain()?,
@@ -505,13 +524,9 @@ impl Conn {
     }
 
     fn drive_plain(&mut self) -> Result<(), String> {
-        while self.sent < self.req.len() {
-            match self.sock.write(&self.req[self.sent..]) {
-                Ok(n) => self.sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(format!("write: {e}")),
-            }
+        write_pending(&mut self.sock, &self.req, &mut self.sent)?;
+        if self.sent < self.req.len() {
+            return Ok(());
         }
         let mut buf = [0u8; 4096];
         while !self.eof && self.inbuf.len() < self.cap() {
