@@ -678,17 +678,7 @@ fn https_probe_accepts_a_self_signed_certificate() {
     let c: Container = serde_json::from_value(serde_json::json!({"name": "tls",
         "readinessProbe": {"httpGet": {"path": "/", "port": port, "scheme": "HTTPS"}, "periodSeconds": 1}}))
     .unwrap();
-    let mut h = ContainerHealth::new(
-        HealthTarget {
-            state_root: tmp.path().join("none"),
-            container_id: "none".into(),
-            netns: None,
-            pod_ip: "127.0.0.1".into(),
-        },
-        &c,
-    )
-    .unwrap();
-    h.container_started(Instant::now());
+    let mut h = host_health(tmp.path(), &c);
     let end = Instant::now() + Duration::from_secs(10);
     let mut all = Vec::new();
     while !h.ready() && Instant::now() < end {
@@ -771,18 +761,7 @@ fn grpc_probe_against_a_grpcio_health_server() {
             let c: Container = serde_json::from_value(serde_json::json!({"name": "g",
                 "readinessProbe": {"grpc": {"port": port, "service": svc}, "periodSeconds": 1}}))
             .unwrap();
-            let mut h = ContainerHealth::new(
-                HealthTarget {
-                    state_root: tmp.path().join("none"),
-                    container_id: "none".into(),
-                    netns: None,
-                    pod_ip: "127.0.0.1".into(),
-                },
-                &c,
-            )
-            .unwrap();
-            h.container_started(Instant::now());
-            (svc.to_string(), h)
+            (svc.to_string(), host_health(tmp.path(), &c))
         })
         .collect();
     let end = Instant::now() + Duration::from_secs(15);
@@ -819,4 +798,21 @@ fn grpc_probe_against_a_grpcio_health_server() {
         "{:?}",
         last(2)
     );
+}
+
+/// Probes of container `c` run against a server on the host (no pod netns, no
+/// container to exec into), its container marked started now.
+fn host_health(tmp: &std::path::Path, c: &Container) -> ContainerHealth {
+    let mut h = ContainerHealth::new(
+        HealthTarget {
+            state_root: tmp.join("none"),
+            container_id: "none".into(),
+            netns: None,
+            pod_ip: "127.0.0.1".into(),
+        },
+        c,
+    )
+    .unwrap();
+    h.container_started(Instant::now());
+    h
 }
