@@ -233,7 +233,16 @@ pub fn apply_caps(s: &CapSets) -> Result<()> {
             )
         };
         if r < 0 {
-            tracing::warn!(cap, error = %nix::Error::last(), "cannot raise ambient capability");
+            if s.inheritable & (1 << cap) == 0 {
+                // The kernel raises only what is also inheritable; runc's default spec asks
+                // for ambient without inheritable, and runc too goes on without them.
+                tracing::debug!(
+                    cap,
+                    "ambient capability not raised: not in the inheritable set"
+                );
+            } else {
+                tracing::warn!(cap, error = %nix::Error::last(), "cannot raise ambient capability");
+            }
         }
     }
     Ok(())
