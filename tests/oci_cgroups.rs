@@ -138,6 +138,59 @@ fn every_hierarchy_gets_the_container_and_is_cleaned() {
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// On a v1 or hybrid host the runtime makes the v1 cgroups while the init already sets up
+/// its first mounts; the init must still be in every one of them before it unshares its
+/// cgroup namespace, mounts cgroupfs, makes devices and before the createRuntime hooks run.
+#[test]
+fn init_enters_its_cgroups_before_cgroupns_cgroup_mount_and_hooks() {
+    let mut c = Ctr::new("cg-order");
+    c.namespace("cgroup", None);
+    // First mount of the spec: nothing cgroup-related, done before the cgroups may exist.
+    c.add_mount(json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs"}));
+    let m = c.config["mounts"].as_array_mut().unwrap();
+    let first = m.pop().unwrap();
+    m.insert(0, first);
+    let seen = c.dir.join("hook-cgroup");
+    let script = format!(
+        "pid=$(sed 's/.*\"pid\": *\\([0-9]*\\).*/\\1/'); cat /proc/$pid/cgroup > {}",
+        seen.display()
+    );
+    c.hook("createRuntime", "/bin/sh", &["sh", "-c", &script]);
+    c.sh("cat /proc/self/cgroup; echo MEM=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes)");
+    c.resources(json!({"memory": {"limit": 33554432}}));
+    let o = c.run();
+    assert_eq!(code(&o.status), 0, "{}", describe(&o));
+    let out = stdout(&o);
+    // The cgroup namespace's root is the container's cgroup in every hierarchy.
+    for l in out
+        .lines()
+        .filter(|l| !l.starts_with("MEM=") && !l.contains(":name="))
+    {
+        assert!(
+            l.ends_with(":/"),
+            "cgroup namespace made before entering the cgroup: {out}"
+        );
+    }
+    assert!(
+        out.contains("MEM=33554432"),
+        "cgroupfs shows another cgroup: {out}"
+    );
+    let host_view = std::fs::read_to_string(&seen).expect("createRuntime hook output");
+    // Named hierarchies (name=systemd) carry no controller: podrun leaves them, as runc's
+    // cgroupfs driver does.
+    let lines: Vec<&str> = host_view
+        .lines()
+        .filter(|l| !l.contains(":name="))
+        .collect();
+    assert!(lines.len() >= 8, "{host_view}");
+    for l in lines {
+        assert!(
+            l.ends_with(&c.cgroups_path),
+            "init not in its cgroup when createRuntime ran: {l} (all: {host_view})"
+        );
+    }
+}
+
 #[test]
 fn devices_default_deny() {
     let mut c = Ctr::new("cg-devices");

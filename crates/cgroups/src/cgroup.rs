@@ -184,15 +184,32 @@ impl Cgroup {
     /// level. v2: enable the parent's available controllers in cgroup.subtree_control at each
     /// level. On failure everything created so far is removed again.
     pub fn create(&self) -> Result<()> {
-        let r = self.create_inner();
+        self.create_some(self.nodes())
+    }
+
+    /// Only the cgroup2 leaf (hybrid or v2), for a child born into it with
+    /// clone3(CLONE_INTO_CGROUP) before [`Cgroup::create_v1`] makes the rest (see
+    /// [`Cgroup::unified_attach`]). On failure it is removed again.
+    pub fn create_unified(&self) -> Result<()> {
+        self.create_some(self.unified.iter().collect())
+    }
+
+    /// Only the v1 hierarchies' directories (the counterpart of [`Cgroup::create_unified`]).
+    /// On failure everything of this cgroup is removed again.
+    pub fn create_v1(&self) -> Result<()> {
+        self.create_some(self.v1_dirs())
+    }
+
+    fn create_some(&self, nodes: Vec<&Node>) -> Result<()> {
+        let r = self.create_nodes(nodes);
         if r.is_err() {
             let _ = self.remove_dirs();
         }
         r
     }
 
-    fn create_inner(&self) -> Result<()> {
-        for n in self.nodes() {
+    fn create_nodes(&self, nodes: Vec<&Node>) -> Result<()> {
+        for n in nodes {
             // A shared parent (e.g. "podrun/") may be removed by a concurrent destroy between
             // our mkdirs: start the path again a few times.
             let mut tries = 0;
@@ -292,20 +309,46 @@ impl Cgroup {
     /// opened here, by the runtime, so the child needs no path lookups or
     /// privileges of its own (cgroupfs checks the opener's credentials).
     pub fn self_attach(&self) -> Result<SelfAttach> {
-        let mut tasks = Vec::new();
-        for n in self.v1_dirs() {
-            let p = n.leaf.join("tasks");
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&p)
-                .map_err(|e| fsio::dir_err(&n.leaf, "open tasks of", e))?;
-            tasks.push((p, OwnedFd::from(f)));
-        }
+        let mut a = self.v1_attach()?;
+        a.into = self.unified_attach()?.into;
+        Ok(a)
+    }
+
+    /// [`Cgroup::self_attach`] for the cgroup2 leaf only: a child born into it that enters the
+    /// v1 hierarchies later, through [`Cgroup::v1_attach`] (the runtime makes those with
+    /// [`Cgroup::create_v1`] while the child already sets up its mounts).
+    pub fn unified_attach(&self) -> Result<SelfAttach> {
         let into = match &self.unified {
             Some(u) => Some(open_dir_path(&u.leaf)?),
             None => None,
         };
-        Ok(SelfAttach { tasks, into })
+        Ok(SelfAttach {
+            tasks: Vec::new(),
+            into,
+        })
+    }
+
+    /// [`Cgroup::self_attach`] for the v1 hierarchies only: their `tasks` files, opened, in
+    /// the order of [`Cgroup::v1_tasks_paths`] (for a runtime that passes the descriptors to
+    /// a child that is already running).
+    pub fn v1_attach(&self) -> Result<SelfAttach> {
+        let mut tasks = Vec::new();
+        for p in self.v1_tasks_paths() {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .map_err(|e| fsio::dir_err(p.parent().unwrap_or(&p), "open tasks of", e))?;
+            tasks.push((p, OwnedFd::from(f)));
+        }
+        Ok(SelfAttach { tasks, into: None })
+    }
+
+    /// The v1 hierarchies' `tasks` files (co-mounted controllers once).
+    pub fn v1_tasks_paths(&self) -> Vec<PathBuf> {
+        self.v1_dirs()
+            .iter()
+            .map(|n| n.leaf.join("tasks"))
+            .collect()
     }
 
     /// O_PATH|O_DIRECTORY fd of the v2 leaf, for clone3(CLONE_INTO_CGROUP). None on v1/hybrid.

@@ -9,12 +9,18 @@ use nix::sys::socket::{
 };
 use serde::{Deserialize, Serialize};
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// The most descriptors one message carries.
+pub const MAX_FDS: usize = 32;
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub enum Msg {
-    /// runtime -> init: you are in your cgroup (and your id maps are written): go on.
+    /// runtime -> init: you are in your cgroup (or enter its v1 part at `CgroupReady`) and
+    /// your id maps are written: go on.
     Go,
+    /// runtime -> init: your v1 cgroups are made and limited: enter them.
+    CgroupReady,
     /// init -> runtime: I unshared a user namespace, write my id maps.
     NeedMaps,
     /// runtime -> init: the maps are written.
@@ -83,14 +89,46 @@ impl Channel {
         Ok(())
     }
 
+    /// Send a message with descriptors (SCM_RIGHTS; at most [`MAX_FDS`]).
+    pub fn send_fds(&self, m: &Msg, fds: &[RawFd]) -> Result<()> {
+        if fds.len() > MAX_FDS {
+            return Err(Error::Other(format!(
+                "{} descriptors in one message (at most {MAX_FDS})",
+                fds.len()
+            )));
+        }
+        let data = serde_json::to_vec(m).map_err(|e| Error::Other(e.to_string()))?;
+        let iov = [IoSlice::new(&data)];
+        let cmsg = [ControlMessage::ScmRights(fds)];
+        socket::sendmsg::<()>(
+            self.fd.as_raw_fd(),
+            &iov,
+            &cmsg,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(|e| Error::sys("sendmsg descriptors", e))?;
+        Ok(())
+    }
+
     /// Receive one message; `None` when the peer closed its end.
     pub fn recv(&self) -> Result<Option<Msg>> {
-        Ok(self.recv_with_creds()?.map(|(m, _)| m))
+        Ok(self.recv_full()?.map(|(m, _, _)| m))
     }
 
     pub fn recv_with_creds(&self) -> Result<Option<(Msg, Option<i32>)>> {
+        Ok(self.recv_full()?.map(|(m, pid, _)| (m, pid)))
+    }
+
+    /// Receive one message and the descriptors sent with it (close-on-exec).
+    pub fn recv_fds(&self) -> Result<Option<(Msg, Vec<OwnedFd>)>> {
+        Ok(self.recv_full()?.map(|(m, _, fds)| (m, fds)))
+    }
+
+    fn recv_full(&self) -> Result<Option<(Msg, Option<i32>, Vec<OwnedFd>)>> {
         let mut buf = vec![0u8; 64 * 1024];
-        let mut cbuf = nix::cmsg_space!(UnixCredentials);
+        let mut cbuf = nix::cmsg_space!(UnixCredentials, [RawFd; MAX_FDS]);
+        let mut fds = Vec::new();
         let (n, pid) = loop {
             let mut iov = [IoSliceMut::new(&mut buf)];
             match socket::recvmsg::<()>(
@@ -103,8 +141,15 @@ impl Channel {
                     let mut pid = None;
                     if let Ok(cmsgs) = r.cmsgs() {
                         for c in cmsgs {
-                            if let ControlMessageOwned::ScmCredentials(cr) = c {
-                                pid = Some(cr.pid());
+                            match c {
+                                ControlMessageOwned::ScmCredentials(cr) => pid = Some(cr.pid()),
+                                ControlMessageOwned::ScmRights(raw) => {
+                                    // SAFETY: descriptors the kernel just installed for us.
+                                    fds.extend(
+                                        raw.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }),
+                                    )
+                                }
+                                _ => {}
                             }
                         }
                     }
@@ -119,7 +164,7 @@ impl Channel {
         }
         let m = serde_json::from_slice(&buf[..n])
             .map_err(|e| Error::Other(format!("bad message from peer: {e}")))?;
-        Ok(Some((m, pid)))
+        Ok(Some((m, pid, fds)))
     }
 
     pub fn raw(&self) -> i32 {
@@ -141,5 +186,30 @@ mod tests {
         assert_eq!(pid, Some(std::process::id() as i32));
         drop(b);
         assert_eq!(a.recv().unwrap(), None);
+    }
+
+    #[test]
+    fn passes_descriptors_with_a_message() {
+        use std::io::{Read, Write};
+        let (a, b) = pair().unwrap();
+        let (r, w) = nix::unistd::pipe().unwrap();
+        b.send_fds(&Msg::CgroupReady, &[w.as_raw_fd()]).unwrap();
+        drop(w);
+        let (m, fds) = a.recv_fds().unwrap().unwrap();
+        assert_eq!(m, Msg::CgroupReady);
+        assert_eq!(fds.len(), 1);
+        // The received descriptor is the pipe's write end: what goes in comes out of `r`.
+        std::fs::File::from(fds.into_iter().next().unwrap())
+            .write_all(b"ok")
+            .unwrap();
+        let mut got = [0u8; 2];
+        std::fs::File::from(r).read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"ok");
+        // A message without descriptors, and too many refused before sending.
+        b.send(&Msg::Go).unwrap();
+        let (m, fds) = a.recv_fds().unwrap().unwrap();
+        assert_eq!((m, fds.len()), (Msg::Go, 0));
+        let many = vec![0; MAX_FDS + 1];
+        assert!(b.send_fds(&Msg::Go, &many).is_err());
     }
 }

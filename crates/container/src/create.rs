@@ -125,11 +125,25 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
         .and_then(|l| l.cgroups_path().as_ref())
         .map(|p| p.to_string_lossy().into_owned());
     let cgroup = podrun_cgroups::Cgroup::resolve(&layout, cg_path.as_deref(), &o.id)?;
-    cgroup.create()?;
-    crate::util::trace("create: cgroup dirs made");
-    crate::util::trace("create: cgroup created");
+    let single = ns.single_clone();
+    // On a v1 or hybrid host the init can enter the v1 hierarchies by itself at any time (a
+    // single-thread move into `tasks`), so their directories are made, and limited, while it
+    // already sets up its first mounts (two CPUs at work instead of one); it enters them
+    // before the first mount that shows cgroups, before devices and hooks (init.rs,
+    // CgroupGate). cgroup2 has to exist at its birth (clone3 CLONE_INTO_CGROUP). Not with a
+    // user namespace: there the init's credentials cannot open the host's cgroup files.
+    let v1_later = single
+        && !ns.new_user()
+        && ns.user_join.is_none()
+        && cgroup.mode() == podrun_cgroups::Mode::V1;
     cleanup.cgroup = Some(cgroup.clone());
-    cgroup.apply(&crate::resources::effective(&spec))?;
+    if v1_later {
+        cgroup.create_unified()?;
+    } else {
+        cgroup.create()?;
+        cgroup.apply(&crate::resources::effective(&spec))?;
+    }
+    crate::util::trace("create: cgroup created");
 
     // exec.fifo: `start` opens it for reading, which releases the init.
     let fifo_fd = if mode == Mode::Create {
@@ -160,7 +174,6 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
     };
 
     let (parent, child) = channel::pair()?;
-    let single = ns.single_clone();
     let mut flags = CloneFlags::empty();
     if single {
         // The cgroup namespace is unshared by the init once it is in its cgroup.
@@ -174,7 +187,11 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
     )?;
     // The child enters its cgroup by itself (no grace-period wait; see
     // Cgroup::self_attach): at birth for cgroup2, by "0" > tasks for v1.
-    let attach = cgroup.self_attach()?;
+    let attach = if v1_later {
+        cgroup.unified_attach()?
+    } else {
+        cgroup.self_attach()?
+    };
     let forked = clone3(
         flags.bits() as u64,
         attach.into.as_ref().map(|f| f.as_raw_fd()),
@@ -201,6 +218,7 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
                 stdio: o.stdio,
                 single_clone: single,
                 attach: Some(&attach),
+                v1_later: v1_later.then_some(&cgroup),
             })
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
@@ -217,7 +235,18 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
         write_id_maps(child_pid, &spec)?;
     }
     parent.send(&Msg::Go)?;
-    crate::util::trace("create: go sent (cgroup attached)");
+    crate::util::trace("create: go sent");
+    if v1_later {
+        cgroup.create_v1()?;
+        cgroup.apply(&crate::resources::effective(&spec))?;
+        let v1 = cgroup.v1_attach()?;
+        let fds: Vec<_> = v1.tasks.iter().map(|(_, f)| f.as_raw_fd()).collect();
+        crate::util::trace("create: v1 cgroups made");
+        if let Err(e) = parent.send_fds(&Msg::CgroupReady, &fds) {
+            // The init failed meanwhile: its own message says why.
+            return Err(init_error(&parent).unwrap_or(e));
+        }
+    }
 
     let mut init_pid = child_pid;
     let created = util::rfc3339_now();
@@ -314,6 +343,14 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
         _lock: lock,
         proxy,
     })
+}
+
+/// The error the init reported before it went away, if it did.
+fn init_error(chan: &Channel) -> Option<Error> {
+    match chan.recv() {
+        Ok(Some(Msg::Error(e))) => Some(Error::Other(e)),
+        _ => None,
+    }
 }
 
 /// After a failed create, what happened to the child, for the message.

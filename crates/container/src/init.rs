@@ -29,6 +29,54 @@ pub(crate) struct InitArgs<'a> {
     pub single_clone: bool,
     /// Cgroup files the child writes itself into (v1 `tasks`).
     pub attach: Option<&'a podrun_cgroups::SelfAttach>,
+    /// The v1 hierarchies the child enters later, after `Msg::CgroupReady` (the runtime
+    /// creates them meanwhile), at the cgroup gate (see `RootfsOptions::cgroup_gate`).
+    pub v1_later: Option<&'a podrun_cgroups::Cgroup>,
+}
+
+/// The last steps into the container's cgroup, taken once: wait until the runtime has made
+/// the v1 cgroups and enter them (when deferred), then unshare the cgroup namespace (single
+/// clone), whose root is thereby the container's cgroup.
+struct CgroupGate<'a> {
+    a: &'a InitArgs<'a>,
+    passed: std::cell::Cell<bool>,
+}
+
+impl CgroupGate<'_> {
+    fn pass(&self) -> Result<()> {
+        if self.passed.replace(true) {
+            return Ok(());
+        }
+        if let Some(cg) = self.a.v1_later {
+            let fds = match self.a.chan.recv_fds()? {
+                Some((Msg::CgroupReady, fds)) => fds,
+                Some((m, _)) => {
+                    return Err(Error::Other(format!(
+                        "protocol: expected CgroupReady, got {m:?}"
+                    )))
+                }
+                None => return Err(Error::RuntimeGone("create")),
+            };
+            let paths = cg.v1_tasks_paths();
+            if fds.len() != paths.len() {
+                return Err(Error::Other(format!(
+                    "protocol: {} cgroup descriptors for {} hierarchies",
+                    fds.len(),
+                    paths.len()
+                )));
+            }
+            podrun_cgroups::SelfAttach {
+                tasks: paths.into_iter().zip(fds).collect(),
+                into: None,
+            }
+            .attach_current()?;
+            crate::util::trace("init: in cgroup");
+        }
+        if self.a.single_clone && self.a.ns.new.contains(CloneFlags::CLONE_NEWCGROUP) {
+            unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace".into())?;
+        }
+        Ok(())
+    }
 }
 
 /// Entry point of the forked child; never returns.
@@ -95,11 +143,16 @@ fn run(a: &InitArgs) -> Result<Never> {
                 )
             })?;
         }
-        // The cgroup namespace is created only now that the runtime has put us in our cgroup
-        // (clone3 left it out), so its root is the container's cgroup.
-        if a.ns.new.contains(CloneFlags::CLONE_NEWCGROUP) {
-            unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace".into())?;
-        }
+    }
+    // The cgroup namespace is created only once we are in our cgroup (clone3 left it out), so
+    // its root is the container's cgroup. When the v1 cgroups are still being made, that is
+    // at the first mount that shows cgroups (or after the mounts), else here.
+    let gate = CgroupGate {
+        a,
+        passed: std::cell::Cell::new(false),
+    };
+    if a.v1_later.is_none() {
+        gate.pass()?;
     }
     if a.ns.new_user() || a.ns.user_join.is_some() {
         // Become root of the user namespace (if 0 is mapped), as runc does.
@@ -131,6 +184,7 @@ fn run(a: &InitArgs) -> Result<Never> {
         in_new_userns: a.ns.new_user() || a.ns.user_join.is_some(),
         new_cgroupns: a.ns.new.contains(CloneFlags::CLONE_NEWCGROUP),
         no_pivot: a.no_pivot,
+        cgroup_gate: Some(&|| gate.pass()),
     };
     // Our descriptor table as the runtime's /proc shows it, kept across the root change for
     // reopening exec.fifo (close-on-exec, so it never reaches the user program).
@@ -154,6 +208,7 @@ fn run(a: &InitArgs) -> Result<Never> {
         // host; podrun does not.
         tracing::warn!("mounts: ignored, the container has no mount namespace of its own");
     }
+    gate.pass()?;
     a.chan.send(&Msg::HooksReady)?;
     crate::util::trace("init: rootfs prepared");
     let state_json = match a.chan.recv()? {

@@ -36,6 +36,28 @@ pub struct RootfsOptions<'a> {
     pub new_cgroupns: bool,
     /// chroot (after MS_MOVE) instead of pivot_root.
     pub no_pivot: bool,
+    /// Called before the first spec mount that shows cgroups (type cgroup/cgroup2, or a
+    /// source under /sys) and again after the spec mounts, before devices are made: the
+    /// container init finishes entering its cgroup (and cgroup namespace) there, so the
+    /// runtime can create the cgroup while the first mounts are being done. Must be
+    /// idempotent.
+    pub cgroup_gate: Option<&'a dyn Fn() -> Result<()>>,
+}
+
+/// Whether a spec mount's content depends on the calling process's cgroup (or cgroup
+/// namespace): cgroupfs itself, or a bind of something under /sys (e.g. an rbind of /sys).
+fn shows_cgroups(m: &Mount) -> bool {
+    matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2"))
+        || m.source().as_ref().is_some_and(|s| s.starts_with("/sys"))
+}
+
+impl RootfsOptions<'_> {
+    fn pass_cgroup_gate(&self) -> Result<()> {
+        match self.cgroup_gate {
+            Some(g) => g(),
+            None => Ok(()),
+        }
+    }
 }
 
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
@@ -97,11 +119,16 @@ pub fn prepare_rootfs(o: &RootfsOptions) -> Result<()> {
         if is_bind && clean_destination(m.destination()) == Path::new("dev") {
             setup_dev = false;
         }
+        if shows_cgroups(m) {
+            o.pass_cgroup_gate()?;
+        }
         mount_entry(o, m, &opts, is_bind).map_err(|e| match e {
             Error::InvalidSpec { .. } => e,
             other => Error::Other(format!("{}: {other}", describe(m, i))),
         })?;
     }
+
+    o.pass_cgroup_gate()?;
 
     // 5. process.cwd exists (created now: the root may become read-only).
     if let Some(p) = o.spec.process().as_ref() {

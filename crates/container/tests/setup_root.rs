@@ -237,6 +237,7 @@ fn child_rootfs() {
         in_new_userns: userns,
         new_cgroupns: role == "cgroupns",
         no_pivot,
+        cgroup_gate: None,
     };
     if role == "badbind" {
         let mut v = spec_json(false);
