@@ -296,3 +296,36 @@ fn cve_2024_21626_exec_cwd_proc_self_fd_is_not_a_host_dir() {
     }
     assert_eq!(c.status(), "running");
 }
+
+/// CVE-2016-9962: a created container's init runs podrun's code as the container's root
+/// user with the container's capabilities while it holds descriptors of host objects (the
+/// state directory, the host's /proc, cgroup directories). A process exec'd into the
+/// container as that same user, with those same capabilities, must not reach them through
+/// /proc/1. Once started, pid 1 is the container's own program and is reachable again, as
+/// with runc (execve restores dumpability).
+#[test]
+fn cve_2016_9962_created_init_is_not_reachable_through_proc() {
+    let mut c = Ctr::new("cve-9962");
+    c.args(&["sleep", "1000"]);
+    c.create();
+    let probe = "readlink /proc/1/fd/0 >/dev/null 2>&1 && echo FD-REACHABLE || echo FD-DENIED; \
+                 cat /proc/1/environ >/dev/null 2>&1 && echo ENV-REACHABLE || echo ENV-DENIED";
+    let o = c.exec(&["sh", "-c", probe]);
+    assert_ok(&o, "exec probe (created)");
+    assert_eq!(
+        stdout(&o),
+        "FD-DENIED\nENV-DENIED\n",
+        "the waiting init is reachable from inside the container"
+    );
+    // The host side still sees everything (root with CAP_SYS_PTRACE).
+    let pid = c.pid();
+    assert!(fs::read_dir(format!("/proc/{pid}/fd")).is_ok());
+    c.start();
+    let o = c.exec(&["sh", "-c", probe]);
+    assert_ok(&o, "exec probe (running)");
+    assert_eq!(
+        stdout(&o),
+        "FD-REACHABLE\nENV-REACHABLE\n",
+        "the container's own program lost its usual dumpability"
+    );
+}

@@ -190,6 +190,11 @@ fn exec_child(
     preserve_fds: u32,
 ) -> Result<Never> {
     crate::util::reset_signal_dispositions();
+    if !flags.contains(CloneFlags::CLONE_NEWUSER) {
+        // Born in the container's pid namespace with the runtime's descriptors and cwd: see
+        // process::set_non_dumpable (in a user namespace, from privileges::prepare on).
+        crate::process::set_non_dumpable()?;
+    }
     let _ = nix::sys::signal::sigprocmask(
         nix::sys::signal::SigmaskHow::SIG_SETMASK,
         Some(&nix::sys::signal::SigSet::empty()),

@@ -118,6 +118,10 @@ fn run(a: &InitArgs) -> Result<Never> {
         None,
     );
     crate::util::reset_signal_dispositions();
+    if !a.ns.new_user() && a.ns.user_join.is_none() {
+        // From the start, without a user namespace (else from privileges::prepare on).
+        crate::process::set_non_dumpable()?;
+    }
     if let Some(at) = a.attach {
         at.attach_current()?;
     }

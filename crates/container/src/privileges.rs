@@ -31,6 +31,10 @@ pub struct Prepared {
 
 /// `create_cwd`: the init creates a missing process.cwd (runc does); `exec` does not.
 pub fn prepare(spec: &Spec, p: &Process, preserve_fds: u32, create_cwd: bool) -> Result<Prepared> {
+    // Before the process takes the container's user and capabilities (in a user namespace
+    // this is the first moment: the init still wrote /proc/self files, which a non-dumpable
+    // process no longer owns there).
+    process::set_non_dumpable()?;
     if let Some(r) = p.rlimits() {
         process::set_rlimits(r)?;
     }

@@ -83,6 +83,22 @@ pub fn set_no_new_privs() -> Result<()> {
     Ok(())
 }
 
+/// Mark this process non-dumpable (CVE-2016-9962, as runc's init does): while podrun's code
+/// runs inside a container it holds descriptors of host objects (its state directory, the
+/// host's /proc, cgroup directories), and once it has the container's user and capabilities
+/// any process in the container with the same could otherwise reach them through
+/// /proc/<pid>/fd, cwd or mem. Non-dumpable, only a ptracer with CAP_SYS_PTRACE in the
+/// host's user namespace can. The program's execve makes the process dumpable again (by the
+/// kernel's usual rules), so the container's own processes are unaffected.
+pub fn set_non_dumpable() -> Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    let r = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    if r < 0 {
+        return Err(Error::sys("prctl(PR_SET_DUMPABLE, 0)", nix::Error::last()));
+    }
+    Ok(())
+}
+
 /// runc's fixStdioPermissions: give stdio (e.g. a pty) to the target user
 /// so it can still use it after the switch; /dev/null and descriptors we
 /// may not change are left alone.
