@@ -74,19 +74,8 @@ impl Channel {
     /// the receiver's pid namespace, which is how the runtime learns the host pid of an init
     /// that was forked inside a joined or new pid namespace.
     pub fn send_with_creds(&self, m: &Msg) -> Result<()> {
-        let data = serde_json::to_vec(m).map_err(|e| Error::Other(e.to_string()))?;
         let creds = UnixCredentials::new();
-        let iov = [IoSlice::new(&data)];
-        let cmsg = [ControlMessage::ScmCredentials(&creds)];
-        socket::sendmsg::<()>(
-            self.fd.as_raw_fd(),
-            &iov,
-            &cmsg,
-            MsgFlags::MSG_NOSIGNAL,
-            None,
-        )
-        .map_err(|e| Error::sys("sendmsg credentials", e))?;
-        Ok(())
+        self.send_cmsg(m, &[ControlMessage::ScmCredentials(&creds)], "credentials")
     }
 
     /// Send a message with descriptors (SCM_RIGHTS; at most [`MAX_FDS`]).
@@ -97,17 +86,21 @@ impl Channel {
                 fds.len()
             )));
         }
+        self.send_cmsg(m, &[ControlMessage::ScmRights(fds)], "descriptors")
+    }
+
+    /// One message with ancillary data (`what` names it for the error).
+    fn send_cmsg(&self, m: &Msg, cmsg: &[ControlMessage], what: &str) -> Result<()> {
         let data = serde_json::to_vec(m).map_err(|e| Error::Other(e.to_string()))?;
         let iov = [IoSlice::new(&data)];
-        let cmsg = [ControlMessage::ScmRights(fds)];
         socket::sendmsg::<()>(
             self.fd.as_raw_fd(),
             &iov,
-            &cmsg,
+            cmsg,
             MsgFlags::MSG_NOSIGNAL,
             None,
         )
-        .map_err(|e| Error::sys("sendmsg descriptors", e))?;
+        .map_err(|e| Error::sys(format!("sendmsg {what}"), e))?;
         Ok(())
     }
 
