@@ -16,8 +16,8 @@ pub const MAX_FDS: usize = 32;
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub enum Msg {
-    /// runtime -> init: you are in your cgroup (or enter its v1 part at `CgroupReady`) and
-    /// your id maps are written: go on.
+    /// runtime -> init (single clone into a new user namespace; `exec`'s child): your id maps
+    /// are written (you may join the container): go on.
     Go,
     /// runtime -> init: your v1 cgroups are made and limited: enter them.
     CgroupReady,

@@ -234,8 +234,10 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
     if single && ns.new_user() {
         write_id_maps(child_pid, &spec)?;
     }
-    parent.send(&Msg::Go)?;
-    crate::util::trace("create: go sent");
+    if crate::init::needs_go(&ns) {
+        parent.send(&Msg::Go)?;
+    }
+    crate::util::trace("create: cloned, init going");
     if v1_later {
         cgroup.create_v1()?;
         cgroup.apply(&crate::resources::effective(&spec))?;

@@ -58,6 +58,22 @@ pub struct HookOutput {
 }
 
 /// Run every hook of `kind` in order; the first failure stops the run.
+/// Whether the spec has hooks that run during create or start and need the runtime's state
+/// (prestart, createRuntime, createContainer, startContainer): without any, the init skips
+/// its hooks round trip with the runtime.
+pub fn has_creation_hooks(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.hooks().as_ref().is_some_and(|h| {
+        [
+            h.prestart(),
+            h.create_runtime(),
+            h.create_container(),
+            h.start_container(),
+        ]
+        .iter()
+        .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()))
+    })
+}
+
 pub fn run_hooks(kind: HookKind, hooks: Option<&Vec<Hook>>, state_json: &[u8]) -> Result<()> {
     for (i, h) in hooks
         .map(|v| v.as_slice())

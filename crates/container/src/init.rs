@@ -100,6 +100,13 @@ pub(crate) fn child_main(a: InitArgs) -> ! {
 
 use crate::privileges::{self, Never};
 
+/// Whether the init waits for the runtime's `Go` before it goes on: only a single-clone init
+/// in a new user namespace, whose id maps the runtime writes first (the staged path asks for
+/// them itself, and without a user namespace there is nothing to wait for).
+pub(crate) fn needs_go(ns: &NsPlan) -> bool {
+    ns.single_clone() && ns.new_user()
+}
+
 fn expect(chan: &Channel, want: Msg) -> Result<()> {
     match chan.recv()? {
         Some(m) if m == want => Ok(()),
@@ -125,7 +132,9 @@ fn run(a: &InitArgs) -> Result<Never> {
     if let Some(at) = a.attach {
         at.attach_current()?;
     }
-    expect(a.chan, Msg::Go)?;
+    if needs_go(a.ns) {
+        expect(a.chan, Msg::Go)?;
+    }
     if let Some(fds) = a.stdio {
         for (target, fd) in fds.iter().enumerate() {
             if *fd != target as RawFd {
@@ -213,16 +222,20 @@ fn run(a: &InitArgs) -> Result<Never> {
         tracing::warn!("mounts: ignored, the container has no mount namespace of its own");
     }
     gate.pass()?;
-    a.chan.send(&Msg::HooksReady)?;
     crate::util::trace("init: rootfs prepared");
-    let state_json = match a.chan.recv()? {
-        Some(Msg::HooksDone(s)) => s,
-        Some(m) => {
-            return Err(Error::Other(format!(
-                "protocol: expected HooksDone, got {m:?}"
-            )))
+    let state_json = if hooks::has_creation_hooks(a.spec) {
+        a.chan.send(&Msg::HooksReady)?;
+        match a.chan.recv()? {
+            Some(Msg::HooksDone(s)) => s,
+            Some(m) => {
+                return Err(Error::Other(format!(
+                    "protocol: expected HooksDone, got {m:?}"
+                )))
+            }
+            None => return Err(Error::RuntimeGone("create")),
         }
-        None => return Err(Error::RuntimeGone("create")),
+    } else {
+        String::new()
     };
     if let Some(h) = a.spec.hooks() {
         hooks::run_hooks(
