@@ -329,3 +329,36 @@ fn cve_2016_9962_created_init_is_not_reachable_through_proc() {
         "the container's own program lost its usual dumpability"
     );
 }
+
+/// `--root` inside the binary's own directory (a CI job running `./podrun --root ./state`):
+/// overlayfs refuses the overlapping layers there, and podrun must still seal itself with
+/// the read-only overlay (another empty layer), not by copying its 13 MB into a memfd.
+#[test]
+fn sealing_with_the_state_root_next_to_the_binary() {
+    if !is_podrun() {
+        return;
+    }
+    let mut c = Ctr::new("seal-next-to");
+    c.args(&["true"]);
+    c.save();
+    let dir = c.dir.join("bin");
+    fs::create_dir(&dir).unwrap();
+    let bin = dir.join("podrun");
+    fs::copy(runtime(), &bin).unwrap();
+    let root = dir.join("state");
+    let id = format!("{}-x", c.id);
+    let o = std::process::Command::new(&bin)
+        .args(["--root", root.to_str().unwrap(), "run", "--bundle"])
+        .arg(&c.bundle)
+        .arg(&id)
+        .env("PODRUN_TRACE_TIMING", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "run: {err}");
+    assert!(err.contains("selfexe: overlay ready"), "{err}");
+    assert!(!err.contains("memfd"), "{err}");
+    assert!(err.contains("selfexe: sealed in place"), "{err}");
+    assert!(!root.join(&id).exists(), "state left behind");
+}

@@ -13,7 +13,7 @@
 use crate::error::{Error, Result};
 use std::ffi::{CStr, CString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 mod remap;
 
@@ -61,13 +61,17 @@ pub fn ensure_sealed(scratch: &Path) -> Result<()> {
     }
     crate::util::trace("selfexe: start");
     let fd = match sealed_overlay(scratch) {
-        Ok(fd) => fd,
+        Ok(fd) => {
+            crate::util::trace("selfexe: overlay ready");
+            fd
+        }
         Err(e) => {
             tracing::debug!("sealed overlay unavailable ({e}); copying the binary into a memfd");
-            sealed_memfd()?
+            let fd = sealed_memfd()?;
+            crate::util::trace("selfexe: memfd copy ready");
+            fd
         }
     };
-    crate::util::trace("selfexe: overlay ready");
     if std::env::var_os("PODRUN_SEAL").as_deref() != Some(std::ffi::OsStr::new("exec")) {
         match seal_in_place(fd.as_raw_fd()) {
             Ok(()) if is_sealed() => {
@@ -173,6 +177,11 @@ fn escape_lower(p: &str) -> String {
     p.replace('\\', "\\\\").replace(':', "\\:")
 }
 
+/// Empty directories for the overlay's second layer when `<scratch>/.exe-lower` lies inside
+/// the binary's directory (e.g. `--root` next to the binary), where overlayfs refuses the
+/// overlapping layers (ELOOP) and podrun would fall back to copying itself into a memfd.
+const OTHER_EMPTY_LAYERS: [&str; 2] = ["/dev/shm/.podrun-exe-lower", "/run/.podrun-exe-lower"];
+
 fn sealed_overlay(scratch: &Path) -> Result<OwnedFd> {
     let exe = std::fs::read_link("/proc/self/exe")
         .map_err(|e| Error::io("readlink", "/proc/self/exe", e))?;
@@ -185,8 +194,49 @@ fn sealed_overlay(scratch: &Path) -> Result<OwnedFd> {
             )))
         }
     };
-    let empty = scratch.join(".exe-lower");
-    std::fs::create_dir_all(&empty).map_err(|e| Error::io("create", &empty, e))?;
+    let mut empties = vec![scratch.join(".exe-lower")];
+    if empties[0].starts_with(dir) {
+        // Overlapping for certain (a symlinked path may still: ELOOP, below).
+        empties.clear();
+    }
+    empties.extend(OTHER_EMPTY_LAYERS.iter().map(PathBuf::from));
+    let mut mnt = None;
+    for (i, empty) in empties.iter().enumerate() {
+        match overlay_mount(dir, empty) {
+            Ok(m) => {
+                mnt = Some(m);
+                break;
+            }
+            // An overlapping layer (ELOOP), or a fallback directory that failed: try the
+            // next one.
+            Err(e) if i + 1 < empties.len() => {
+                tracing::debug!("sealed overlay with {}: {e}", empty.display());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let mnt = mnt.ok_or_else(|| Error::Other("no overlay layers".into()))?;
+    let name_c =
+        CString::new(name.as_encoded_bytes()).map_err(|_| Error::Other("NUL in path".into()))?;
+    // SAFETY: openat relative to our detached mount with a C string; checked.
+    let fd = check(
+        unsafe {
+            libc::openat(
+                mnt.as_raw_fd(),
+                name_c.as_ptr(),
+                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        } as libc::c_long,
+        "open podrun in its sealed overlay",
+    )?;
+    // SAFETY: a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A detached, read-only overlayfs of `dir` and the empty directory `empty` (created if
+/// missing), without an upper layer: nothing can make it writable.
+fn overlay_mount(dir: &Path, empty: &Path) -> Result<OwnedFd> {
+    std::fs::create_dir_all(empty).map_err(|e| Error::io("create", empty, e))?;
     // SAFETY: fsopen with a C string literal; the result is checked.
     let ctx = check(
         unsafe {
@@ -224,7 +274,7 @@ fn sealed_overlay(scratch: &Path) -> Result<OwnedFd> {
                 0,
             )
         },
-        "fsconfig create overlay",
+        &format!("fsconfig create overlay lowerdir={lower}"),
     )?;
     const FSMOUNT_CLOEXEC: libc::c_uint = 1;
     const MOUNT_ATTR_RDONLY: libc::c_uint = 0x1;
@@ -243,22 +293,7 @@ fn sealed_overlay(scratch: &Path) -> Result<OwnedFd> {
         "fsmount overlay",
     )?;
     // SAFETY: a fresh descriptor we own.
-    let mnt = unsafe { OwnedFd::from_raw_fd(mnt) };
-    let name_c =
-        CString::new(name.as_encoded_bytes()).map_err(|_| Error::Other("NUL in path".into()))?;
-    // SAFETY: openat relative to our detached mount with a C string; checked.
-    let fd = check(
-        unsafe {
-            libc::openat(
-                mnt.as_raw_fd(),
-                name_c.as_ptr(),
-                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            )
-        } as libc::c_long,
-        "open podrun in its sealed overlay",
-    )?;
-    // SAFETY: a fresh descriptor we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok(unsafe { OwnedFd::from_raw_fd(mnt) })
 }
 
 fn sealed_memfd() -> Result<OwnedFd> {
