@@ -247,14 +247,22 @@ unsafe fn daemon_child(
         libc::_exit(if pid < 0 { 1 } else { 0 });
     }
     // Stdio: null, log, log; the ready pipe on fd 3 (dup2 clears O_CLOEXEC).
-    // The sources are first moved above fd 10 so no dup2 can clobber one
-    // that is still to be copied (the log file may well be fd 3 itself).
+    // The sources, and the sealed binary to execute, are first moved above fd 10
+    // so no dup2 can clobber one that is still needed (the log file or the
+    // sealed binary may well be fd 3 itself).
     let wr = libc::fcntl(wr, libc::F_DUPFD_CLOEXEC, 10);
     let log = libc::fcntl(log, libc::F_DUPFD_CLOEXEC, 10);
     let null = libc::fcntl(null, libc::F_DUPFD_CLOEXEC, 10);
+    let sealed = exe_fd >= 0;
+    let exe_fd = if sealed {
+        libc::fcntl(exe_fd, libc::F_DUPFD_CLOEXEC, 10)
+    } else {
+        -1
+    };
     if wr < 0
         || log < 0
         || null < 0
+        || (sealed && exe_fd < 0)
         || libc::dup2(null, 0) < 0
         || libc::dup2(log, 1) < 0
         || libc::dup2(log, 2) < 0
@@ -262,7 +270,7 @@ unsafe fn daemon_child(
     {
         libc::_exit(1);
     }
-    if exe_fd >= 0 {
+    if sealed {
         // The sealed view of the binary (see podrun_container::selfexe::sealed_exe).
         libc::syscall(
             libc::SYS_execveat,
