@@ -263,7 +263,7 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
         owner: owner_name(),
         annotations: annotations.into_iter().collect(),
         cgroup: Some(cgroup.clone()),
-        spec: spec.clone(),
+        spec: crate::state::StoredSpec::new(&spec)?,
     };
     loop {
         let msg = parent.recv_with_creds()?;

@@ -30,7 +30,8 @@ impl Runtime {
                 })
             }
         }
-        let proc_ = build_process(&rec.spec, &o)?;
+        let spec = rec.spec.full()?;
+        let proc_ = build_process(&spec, &o)?;
         let args = proc_.args().clone().unwrap_or_default();
         if args.is_empty() {
             return Err(Error::spec("process.args", "no command given to exec"));
@@ -65,8 +66,7 @@ impl Runtime {
             }
         };
         let mut flags = CloneFlags::empty();
-        for ns in rec
-            .spec
+        for ns in spec
             .linux()
             .as_ref()
             .and_then(|l| l.namespaces().as_ref())
@@ -121,7 +121,7 @@ impl Runtime {
                     &child,
                     &pidfd,
                     flags - CloneFlags::CLONE_NEWPID,
-                    &rec.spec,
+                    &spec,
                     &proc_,
                     console.as_ref().map(|c| c.as_raw_fd()),
                     o.preserve_fds,

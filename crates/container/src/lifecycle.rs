@@ -188,7 +188,7 @@ impl Runtime {
             cg.destroy()?;
         }
         crate::util::trace("destroy: cgroup removed");
-        if let Some(h) = rec.spec.hooks() {
+        if let Some(h) = stored_hooks(rec) {
             let st = serde_json::to_string(&rec.oci_state(Status::Stopped)).unwrap_or_default();
             run_hooks_warn(hooks::HookKind::Poststop, h.poststop().as_ref(), &st);
         }
@@ -270,8 +270,20 @@ fn run_hooks_warn(kind: hooks::HookKind, list: Option<&Vec<oci_spec::runtime::Ho
     }
 }
 
+/// The container's hooks from its stored spec; an unreadable spec is a warning, so that it
+/// cannot keep a container from being deleted.
+fn stored_hooks(rec: &Record) -> Option<oci_spec::runtime::Hooks> {
+    match rec.spec.head() {
+        Ok(h) => h.hooks,
+        Err(e) => {
+            tracing::warn!("{}: {e}; its hooks are not run", rec.id);
+            None
+        }
+    }
+}
+
 fn run_poststart(rec: &Record) {
-    if let Some(h) = rec.spec.hooks() {
+    if let Some(h) = stored_hooks(rec) {
         let st = serde_json::to_string(&rec.oci_state(Status::Running)).unwrap_or_default();
         run_hooks_warn(hooks::HookKind::Poststart, h.poststart().as_ref(), &st);
     }

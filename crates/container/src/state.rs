@@ -28,7 +28,43 @@ pub struct Record {
     pub annotations: HashMap<String, String>,
     pub cgroup: Option<podrun_cgroups::Cgroup>,
     /// The spec the container was created from (hooks for start/delete, process defaults for exec).
-    pub spec: oci_spec::runtime::Spec,
+    pub spec: StoredSpec,
+}
+
+/// The spec as `state.json` keeps it: its JSON, parsed only when needed. Most commands need
+/// only `ociVersion` and the hooks ([`StoredSpec::head`], a cheap parse that skips the
+/// rest); `exec` needs all of it ([`StoredSpec::full`]). The file's format is unchanged.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(transparent)]
+pub struct StoredSpec {
+    raw: Box<serde_json::value::RawValue>,
+}
+
+/// The parts of a stored spec that state, start and delete need.
+#[derive(Deserialize, Debug, Default)]
+pub struct SpecHead {
+    #[serde(rename = "ociVersion", default)]
+    pub oci_version: String,
+    #[serde(default)]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
+}
+
+impl StoredSpec {
+    pub fn new(spec: &oci_spec::runtime::Spec) -> Result<StoredSpec> {
+        serde_json::value::to_raw_value(spec)
+            .map(|raw| StoredSpec { raw })
+            .map_err(|e| Error::Other(format!("serialize spec: {e}")))
+    }
+
+    pub fn full(&self) -> Result<oci_spec::runtime::Spec> {
+        serde_json::from_str(self.raw.get())
+            .map_err(|e| Error::Other(format!("stored spec in state.json: {e}")))
+    }
+
+    pub fn head(&self) -> Result<SpecHead> {
+        serde_json::from_str(self.raw.get())
+            .map_err(|e| Error::Other(format!("stored spec in state.json: {e}")))
+    }
 }
 
 /// The OCI state, as `podrun state` prints it (runc's fields included).
@@ -226,7 +262,7 @@ impl Record {
 
     pub fn oci_state(&self, status: Status) -> State {
         State {
-            oci_version: self.spec.version().clone(),
+            oci_version: self.spec.head().map(|h| h.oci_version).unwrap_or_default(),
             id: self.id.clone(),
             pid: if status == Status::Stopped {
                 Some(0)
@@ -253,6 +289,34 @@ mod tests {
         assert!(validate_id("..").is_err());
         assert!(validate_id("a/b").is_err());
         assert!(validate_id("a b").is_err());
+    }
+
+    #[test]
+    fn stored_spec_keeps_the_file_format_and_parses_on_demand() {
+        let spec: oci_spec::runtime::Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+            "hooks": {"poststop": [{"path": "/bin/true"}]}
+        }))
+        .unwrap();
+        let stored = StoredSpec::new(&spec).unwrap();
+        // In state.json the spec is the same nested object as before (old files still load).
+        let text = serde_json::to_string(&stored).unwrap();
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+            serde_json::to_value(&spec).unwrap()
+        );
+        let back: StoredSpec = serde_json::from_str(&text).unwrap();
+        let head = back.head().unwrap();
+        assert_eq!(head.oci_version, "1.0.2");
+        let hooks = head.hooks.unwrap();
+        assert_eq!(hooks.poststop().as_ref().unwrap().len(), 1);
+        let full = back.full().unwrap();
+        assert_eq!(
+            full.process().as_ref().unwrap().args().as_ref().unwrap()[0],
+            "sh"
+        );
     }
 
     #[test]
