@@ -287,8 +287,10 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
             }
             Some((Msg::HooksReady, _)) => {
                 record.pid = init_pid;
-                let st =
-                    serde_json::to_string(&record.oci_state(Status::Creating)).unwrap_or_default();
+                let st = serde_json::to_string(
+                    &record.oci_state_with(Status::Creating, spec.version().clone()),
+                )
+                .unwrap_or_default();
                 if let Some(h) = spec.hooks() {
                     hooks::run_hooks(
                         hooks::HookKind::Prestart,

@@ -188,8 +188,9 @@ impl Runtime {
             cg.destroy()?;
         }
         crate::util::trace("destroy: cgroup removed");
-        if let Some(h) = stored_hooks(rec) {
-            let st = serde_json::to_string(&rec.oci_state(Status::Stopped)).unwrap_or_default();
+        if let Some((h, version)) = stored_hooks(rec) {
+            let st = serde_json::to_string(&rec.oci_state_with(Status::Stopped, version))
+                .unwrap_or_default();
             run_hooks_warn(hooks::HookKind::Poststop, h.poststop().as_ref(), &st);
         }
         dir.remove()
@@ -270,11 +271,12 @@ fn run_hooks_warn(kind: hooks::HookKind, list: Option<&Vec<oci_spec::runtime::Ho
     }
 }
 
-/// The container's hooks from its stored spec; an unreadable spec is a warning, so that it
-/// cannot keep a container from being deleted.
-fn stored_hooks(rec: &Record) -> Option<oci_spec::runtime::Hooks> {
+/// The container's hooks and ociVersion (for the hooks' state) from its stored spec, in one
+/// parse; an unreadable spec is a warning, so that it cannot keep a container from being
+/// deleted.
+fn stored_hooks(rec: &Record) -> Option<(oci_spec::runtime::Hooks, String)> {
     match rec.spec.head() {
-        Ok(h) => h.hooks,
+        Ok(h) => h.hooks.map(|hooks| (hooks, h.oci_version)),
         Err(e) => {
             tracing::warn!("{}: {e}; its hooks are not run", rec.id);
             None
@@ -283,8 +285,9 @@ fn stored_hooks(rec: &Record) -> Option<oci_spec::runtime::Hooks> {
 }
 
 fn run_poststart(rec: &Record) {
-    if let Some(h) = stored_hooks(rec) {
-        let st = serde_json::to_string(&rec.oci_state(Status::Running)).unwrap_or_default();
+    if let Some((h, version)) = stored_hooks(rec) {
+        let st = serde_json::to_string(&rec.oci_state_with(Status::Running, version))
+            .unwrap_or_default();
         run_hooks_warn(hooks::HookKind::Poststart, h.poststart().as_ref(), &st);
     }
 }

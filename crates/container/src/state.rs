@@ -261,8 +261,14 @@ impl Record {
     }
 
     pub fn oci_state(&self, status: Status) -> State {
+        let version = self.spec.head().map(|h| h.oci_version).unwrap_or_default();
+        self.oci_state_with(status, version)
+    }
+
+    /// [`Record::oci_state`] for a caller that has parsed the stored spec's head already.
+    pub fn oci_state_with(&self, status: Status, oci_version: String) -> State {
         State {
-            oci_version: self.spec.head().map(|h| h.oci_version).unwrap_or_default(),
+            oci_version,
             id: self.id.clone(),
             pid: if status == Status::Stopped {
                 Some(0)
