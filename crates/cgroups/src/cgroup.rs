@@ -200,6 +200,28 @@ impl Cgroup {
         self.create_some(self.v1_dirs())
     }
 
+    /// [`Cgroup::create_v1`] for as long as `go_on` says so, one hierarchy at a time (work
+    /// for a runtime that waits for something else meanwhile); returns how many it made,
+    /// for [`Cgroup::create_v1_from`] to make the rest. On failure everything of this
+    /// cgroup is removed again.
+    pub fn create_v1_while(&self, go_on: &dyn Fn() -> bool) -> Result<usize> {
+        let mut made = 0;
+        for n in self.v1_dirs() {
+            if !go_on() {
+                break;
+            }
+            self.create_some(vec![n])?;
+            made += 1;
+        }
+        Ok(made)
+    }
+
+    /// [`Cgroup::create_v1`] without the first `skip` hierarchies (made already by
+    /// [`Cgroup::create_v1_while`]).
+    pub fn create_v1_from(&self, skip: usize) -> Result<()> {
+        self.create_some(self.v1_dirs().into_iter().skip(skip).collect())
+    }
+
     fn create_some(&self, nodes: Vec<&Node>) -> Result<()> {
         let r = self.create_nodes(nodes);
         if r.is_err() {

@@ -7,6 +7,7 @@ use crate::clone::{clone3, Forked};
 use crate::error::{Error, Result};
 use crate::init::{child_main, InitArgs};
 use crate::namespaces::NsPlan;
+use crate::netns_ahead::NetnsAhead;
 use crate::spec::{load_bundle, Bundle};
 use crate::state::{Record, StateDir, Status};
 use crate::{hooks, util, CreateOptions, Runtime};
@@ -98,6 +99,16 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
     let terminal = process.terminal().unwrap_or(false);
     let ns = NsPlan::from_spec(&spec)?;
     crate::util::trace("create: bundle loaded");
+    // A new network namespace is the costliest part of the clone. Without a user namespace
+    // to own it, a thread makes it while this one makes the cgroup, and the init enters it
+    // first thing (netns_ahead.rs). With a user namespace the init's own clone creates it,
+    // so that namespace owns it.
+    let single = ns.single_clone();
+    let net_ahead = single
+        && !ns.new_user()
+        && ns.user_join.is_none()
+        && ns.new.contains(CloneFlags::CLONE_NEWNET);
+    let net_thread = net_ahead.then(NetnsAhead::spawn).transpose()?;
     // Without a mount namespace the container runs in the runtime's root, as with runc:
     // no rootfs setup at all.
     // Console: the pty master goes to --console-socket.
@@ -125,7 +136,6 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
         .and_then(|l| l.cgroups_path().as_ref())
         .map(|p| p.to_string_lossy().into_owned());
     let cgroup = podrun_cgroups::Cgroup::resolve(&layout, cg_path.as_deref(), &o.id)?;
-    let single = ns.single_clone();
     // On a v1 or hybrid host the init can enter the v1 hierarchies by itself at any time (a
     // single-thread move into `tasks`), so their directories are made, and limited, while it
     // already sets up its first mounts (two CPUs at work instead of one); it enters them
@@ -179,6 +189,9 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
         // The cgroup namespace is unshared by the init once it is in its cgroup.
         flags = ns.new - CloneFlags::CLONE_NEWCGROUP;
     }
+    if net_ahead {
+        flags -= CloneFlags::CLONE_NEWNET;
+    }
     // A joined pid (or time) namespace applies to children: enter it for them, then come back.
     let restore_pid = enter_for_children(ns.pid_join.as_ref(), CloneFlags::CLONE_NEWPID)?;
     let restore_time = enter_for_children(
@@ -191,6 +204,21 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
         cgroup.unified_attach()?
     } else {
         cgroup.self_attach()?
+    };
+    // While the network namespace is still being made, start on the v1 hierarchies (the
+    // rest follows after the clone), then wait for it: no other thread may run at the
+    // clone (the child is a copy of this one thread, and must find no lock held).
+    let mut v1_made = 0;
+    let netns = match net_thread {
+        Some(t) => {
+            if v1_later {
+                v1_made = cgroup.create_v1_while(&|| !t.is_finished())?;
+            }
+            let fd = t.join()?;
+            crate::util::trace("create: network namespace made");
+            Some(fd)
+        }
+        None => None,
     };
     let forked = clone3(
         flags.bits() as u64,
@@ -219,11 +247,13 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
                 single_clone: single,
                 attach: Some(&attach),
                 v1_later: v1_later.then_some(&cgroup),
+                netns: netns.as_ref().map(|f| f.as_raw_fd()),
             })
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
     drop(child);
+    drop(netns);
     drop(console);
     drop(fifo_fd);
     cleanup.pidfds.push(pidfd);
@@ -239,7 +269,7 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
     }
     crate::util::trace("create: cloned, init going");
     if v1_later {
-        cgroup.create_v1()?;
+        cgroup.create_v1_from(v1_made)?;
         cgroup.apply(&crate::resources::effective(&spec))?;
         let v1 = cgroup.v1_attach()?;
         let fds: Vec<_> = v1.tasks.iter().map(|(_, f)| f.as_raw_fd()).collect();
@@ -325,6 +355,7 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
     crate::util::trace("create: init ready");
     record.start_time = util::proc_stat(init_pid).map(|s| s.start_time).unwrap_or(0);
     dir.save(&record)?;
+    crate::util::trace("create: state saved");
     if let Some(p) = &o.pid_file {
         util::write_atomic(p, init_pid.to_string().as_bytes())?;
     }

@@ -32,6 +32,9 @@ pub(crate) struct InitArgs<'a> {
     /// The v1 hierarchies the child enters later, after `Msg::CgroupReady` (the runtime
     /// creates them meanwhile), at the cgroup gate (see `RootfsOptions::cgroup_gate`).
     pub v1_later: Option<&'a podrun_cgroups::Cgroup>,
+    /// A new network namespace the runtime made for the init (create.rs, `spawn_netns`),
+    /// entered first thing.
+    pub netns: Option<RawFd>,
 }
 
 /// The last steps into the container's cgroup, taken once: wait until the runtime has made
@@ -48,6 +51,7 @@ impl CgroupGate<'_> {
             return Ok(());
         }
         if let Some(cg) = self.a.v1_later {
+            crate::util::trace("init: at cgroup gate");
             let fds = match self.a.chan.recv_fds()? {
                 Some((Msg::CgroupReady, fds)) => fds,
                 Some((m, _)) => {
@@ -118,6 +122,13 @@ fn expect(chan: &Channel, want: Msg) -> Result<()> {
 }
 
 fn run(a: &InitArgs) -> Result<Never> {
+    if let Some(fd) = a.netns {
+        // SAFETY: the runtime's descriptor of the new network namespace, valid in this
+        // copy of its table; borrowed for the call only.
+        let ns = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        setns(ns, CloneFlags::CLONE_NEWNET).ctx(|| "enter the new network namespace".into())?;
+        let _ = unistd::close(fd);
+    }
     // The runtime blocked signals it forwards; the container starts with an empty mask.
     let _ = nix::sys::signal::sigprocmask(
         nix::sys::signal::SigmaskHow::SIG_SETMASK,

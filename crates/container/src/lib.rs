@@ -12,6 +12,7 @@ pub mod clone;
 pub mod error;
 pub mod features;
 pub mod namespaces;
+mod netns_ahead;
 pub mod selfexe;
 pub mod signal;
 pub mod spec;

@@ -41,6 +41,7 @@ impl Runtime {
             None => None,
         };
         c.chan.send(&Msg::Start)?;
+        crate::util::trace("run: start sent");
         // The channel is close-on-exec: end-of-file means the user program is running.
         match c.chan.recv()? {
             None => {}
@@ -54,6 +55,7 @@ impl Runtime {
                 )))
             }
         }
+        crate::util::trace("run: program running");
         run_poststart(&c.record);
         let Some(fwd) = fwd else { return Ok(0) };
         let code = fwd.wait(c.pid, c.pidfd.as_ref())?;

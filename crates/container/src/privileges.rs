@@ -87,6 +87,7 @@ impl Prepared {
         if let Some(f) = &self.late_filter {
             seccomp::load(f)?;
         }
+        crate::util::trace("init: exec");
         execve(&self.exe, &self.args, &self.env)
     }
 }

@@ -179,7 +179,9 @@ pub fn trace(stage: &str) {
         let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
             .map(|t| t.tv_sec() * 1_000_000 + t.tv_nsec() / 1000)
             .unwrap_or(0);
-        eprintln!("{t} {} {stage}", std::process::id());
+        // One write per line: the runtime and its init trace at the same time.
+        let line = format!("{t} {} {stage}\n", std::process::id());
+        let _ = nix::unistd::write(std::io::stderr(), line.as_bytes());
     }
 }
 
