@@ -131,16 +131,34 @@ fn masked_paths() {
         .as_array_mut()
         .unwrap()
         .push(json!("/etc/secret"));
+    // A second masked directory (the first, /sys/firmware, gets the tmpfs; this one a bind
+    // of it): empty and read-only too.
+    c.config["linux"]["maskedPaths"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("/etc/secretdir"));
     fs::write(c.rootfs.join("etc/secret"), "top-secret\n").unwrap();
-    let o = c.run_sh("wc -c < /proc/timer_list; ls -A /sys/firmware | wc -l; cat /etc/secret | wc -c; cat /proc/keys | wc -c");
+    fs::create_dir_all(c.rootfs.join("etc/secretdir")).unwrap();
+    fs::write(c.rootfs.join("etc/secretdir/key"), "top-secret\n").unwrap();
+    let o = c.run_sh(
+        "wc -c < /proc/timer_list; ls -A /sys/firmware | wc -l; cat /etc/secret | wc -c; cat /proc/keys | wc -c; \
+         ls -A /etc/secretdir | wc -l; \
+         touch /etc/secretdir/x 2>/dev/null && echo WROTE-DIR; touch /sys/firmware/x 2>/dev/null && echo WROTE-FW; \
+         grep -c ' /etc/secretdir ro' /proc/self/mountinfo",
+    );
     assert_ok(&o, "run");
     let out = stdout(&o);
     let v: Vec<&str> = out.split_whitespace().collect();
     assert_eq!(
         v,
-        ["0", "0", "0", "0"],
-        "masked paths readable: {}",
+        ["0", "0", "0", "0", "0", "1"],
+        "masked paths readable or writable: {}",
         describe(&o)
+    );
+    assert_eq!(
+        fs::read_to_string(c.rootfs.join("etc/secretdir/key")).unwrap(),
+        "top-secret\n",
+        "the masked directory's content is only hidden"
     );
 }
 

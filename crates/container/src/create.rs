@@ -4,10 +4,11 @@
 
 use crate::channel::{self, Channel, Msg};
 use crate::clone::{clone3, Forked};
+use crate::cpu_helper::Helper;
 use crate::error::{Error, Result};
 use crate::init::{child_main, InitArgs};
 use crate::namespaces::NsPlan;
-use crate::netns_ahead::NetnsAhead;
+use crate::netns_ahead;
 use crate::spec::{load_bundle, Bundle};
 use crate::state::{Record, StateDir, Status};
 use crate::{hooks, util, CreateOptions, Runtime};
@@ -100,17 +101,17 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
     let ns = NsPlan::from_spec(&spec)?;
     crate::util::trace("create: bundle loaded");
     // A new network namespace is the costliest part of the clone. Without a user namespace
-    // to own it, a thread makes it while this one makes the cgroup, and the init enters it
-    // first thing (netns_ahead.rs). With a user namespace the init's own clone creates it,
-    // so that namespace owns it.
+    // to own it, a helper thread on the other CPU makes it while this one makes the cgroups
+    // (cpu_helper.rs), and the init enters it first thing (netns_ahead.rs). With a user
+    // namespace the init's own clone creates it, so that namespace owns it.
     let single = ns.single_clone();
     let net_ahead = single
         && !ns.new_user()
         && ns.user_join.is_none()
         && ns.new.contains(CloneFlags::CLONE_NEWNET);
-    let net_thread = net_ahead.then(NetnsAhead::spawn).transpose()?;
-    // Without a mount namespace the container runs in the runtime's root, as with runc:
-    // no rootfs setup at all.
+    let helper = net_ahead
+        .then(|| Helper::spawn(netns_ahead::new_netns))
+        .transpose()?;
     // Console: the pty master goes to --console-socket.
     let mut proxy = None;
     let console = match (&o.console_socket, terminal) {
@@ -209,12 +210,12 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
     // rest follows after the clone), then wait for it: no other thread may run at the
     // clone (the child is a copy of this one thread, and must find no lock held).
     let mut v1_made = 0;
-    let netns = match net_thread {
-        Some(t) => {
+    let netns = match helper {
+        Some(h) => {
             if v1_later {
-                v1_made = cgroup.create_v1_while(&|| !t.is_finished())?;
+                v1_made = cgroup.create_v1_while(&|| !h.is_finished())?;
             }
-            let fd = t.join()?;
+            let fd = h.join()?;
             crate::util::trace("create: network namespace made");
             Some(fd)
         }
@@ -248,6 +249,7 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
                 attach: Some(&attach),
                 v1_later: v1_later.then_some(&cgroup),
                 netns: netns.as_ref().map(|f| f.as_raw_fd()),
+                cgroup_layout: Some(&layout),
             })
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
@@ -294,6 +296,25 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
         annotations: annotations.into_iter().collect(),
         cgroup: Some(cgroup.clone()),
         spec: crate::state::StoredSpec::new(&spec)?,
+    };
+    // The init of a single clone is the child itself: its state file (and pid file) are
+    // written while it sets up, and put in place once it is ready.
+    let ahead = if single {
+        record.start_time = util::proc_stat(child_pid)
+            .map(|s| s.start_time)
+            .unwrap_or(0);
+        let state = dir.prepare_save(&record)?;
+        let pid_file = match &o.pid_file {
+            Some(p) => Some(util::PendingWrite::new(
+                p,
+                child_pid.to_string().as_bytes(),
+            )?),
+            None => None,
+        };
+        crate::util::trace("create: state written ahead");
+        Some((state, pid_file))
+    } else {
+        None
     };
     loop {
         let msg = parent.recv_with_creds()?;
@@ -353,12 +374,22 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
     }
     record.pid = init_pid;
     crate::util::trace("create: init ready");
-    record.start_time = util::proc_stat(init_pid).map(|s| s.start_time).unwrap_or(0);
-    dir.save(&record)?;
-    crate::util::trace("create: state saved");
-    if let Some(p) = &o.pid_file {
-        util::write_atomic(p, init_pid.to_string().as_bytes())?;
+    match ahead {
+        Some((state, pid_file)) if init_pid == child_pid => {
+            state.commit()?;
+            if let Some(p) = pid_file {
+                p.commit()?;
+            }
+        }
+        _ => {
+            record.start_time = util::proc_stat(init_pid).map(|s| s.start_time).unwrap_or(0);
+            dir.save(&record)?;
+            if let Some(p) = &o.pid_file {
+                util::write_atomic(p, init_pid.to_string().as_bytes())?;
+            }
+        }
     }
+    crate::util::trace("create: state saved");
     // The init is ours as long as it is a direct child (single clone); the intermediate of the
     // staged path has exited and must be reaped.
     let pidfd = if single {

@@ -35,6 +35,8 @@ pub(crate) struct InitArgs<'a> {
     /// A new network namespace the runtime made for the init (create.rs, `spawn_netns`),
     /// entered first thing.
     pub netns: Option<RawFd>,
+    /// The host's cgroup layout the runtime detected (for the cgroup mount).
+    pub cgroup_layout: Option<&'a podrun_cgroups::Layout>,
 }
 
 /// The last steps into the container's cgroup, taken once: wait until the runtime has made
@@ -209,6 +211,7 @@ fn run(a: &InitArgs) -> Result<Never> {
         new_cgroupns: a.ns.new.contains(CloneFlags::CLONE_NEWCGROUP),
         no_pivot: a.no_pivot,
         cgroup_gate: Some(&|| gate.pass()),
+        cgroup_layout: a.cgroup_layout,
     };
     // Our descriptor table as the runtime's /proc shows it, kept across the root change for
     // reopening exec.fifo (close-on-exec, so it never reaches the user program).

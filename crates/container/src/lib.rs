@@ -9,6 +9,7 @@
 
 pub mod channel;
 pub mod clone;
+mod cpu_helper;
 pub mod error;
 pub mod features;
 pub mod namespaces;

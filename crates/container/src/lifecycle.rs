@@ -56,6 +56,7 @@ impl Runtime {
             }
         }
         crate::util::trace("run: program running");
+        crate::util::trace("run: program running");
         run_poststart(&c.record);
         let Some(fwd) = fwd else { return Ok(0) };
         let code = fwd.wait(c.pid, c.pidfd.as_ref())?;

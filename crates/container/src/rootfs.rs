@@ -42,6 +42,8 @@ pub struct RootfsOptions<'a> {
     /// runtime can create the cgroup while the first mounts are being done. Must be
     /// idempotent.
     pub cgroup_gate: Option<&'a dyn Fn() -> Result<()>>,
+    /// The host's cgroup layout, as the runtime detected it (None: read mountinfo).
+    pub cgroup_layout: Option<&'a podrun_cgroups::Layout>,
 }
 
 /// Whether a spec mount's content depends on the calling process's cgroup (or cgroup
@@ -97,8 +99,11 @@ pub fn prepare_rootfs(o: &RootfsOptions) -> Result<()> {
         root_prop
     };
     mnt(None, Path::new("/"), None, flag, None).ctx(|| "set propagation of /".into())?;
-    // 2. pivot_root refuses a shared parent mount.
-    make_parent_mount_private(o.rootfs)?;
+    // 2. pivot_root refuses a shared parent mount. After "/" was made (r)slave or
+    //    (r)private no mount is shared any more, so only a shared propagation needs a look.
+    if flag.contains(MsFlags::MS_SHARED) || !flag.contains(MsFlags::MS_REC) {
+        make_parent_mount_private(o.rootfs)?;
+    }
     // 3. The rootfs becomes a mount point of its own.
     mnt(
         Some(o.rootfs),
@@ -310,13 +315,17 @@ pub fn finalize_rootfs(spec: &Spec) -> Result<()> {
     {
         readonly_path(&absolute("linux.readonlyPaths", i, p)?)?;
     }
+    // The first masked directory gets a read-only tmpfs, the others a bind of it: the same
+    // empty read-only view, without a filesystem instance (made, and torn down when the
+    // container ends) per directory.
+    let mut empty_dir = None;
     for (i, p) in linux
         .and_then(|l| l.masked_paths().as_ref())
         .into_iter()
         .flatten()
         .enumerate()
     {
-        mask_path(&absolute("linux.maskedPaths", i, p)?)?;
+        mask_path(&absolute("linux.maskedPaths", i, p)?, &mut empty_dir)?;
     }
     Ok(())
 }
@@ -411,29 +420,49 @@ pub fn readonly_path(path: &Path) -> Result<()> {
     .ctx(|| format!("linux.readonlyPaths: remount {} read-only", path.display()))
 }
 
-/// Hide `path`: /dev/null over a file, a read-only tmpfs over a directory.
-pub fn mask_path(path: &Path) -> Result<()> {
-    match mnt(
-        Some(Path::new("/dev/null")),
-        path,
-        None,
-        MsFlags::MS_BIND,
-        None,
-    ) {
-        Ok(()) | Err(nix::Error::ENOENT) => Ok(()),
-        Err(nix::Error::ENOTDIR) => mnt(
-            Some(Path::new("tmpfs")),
+/// Hide `path`: /dev/null over a file, a read-only tmpfs over a directory (or a bind of
+/// `empty_dir`, an earlier such tmpfs, which the first directory sets).
+pub fn mask_path(path: &Path, empty_dir: &mut Option<PathBuf>) -> Result<()> {
+    let is_dir = match std::fs::symlink_metadata(path) {
+        Ok(m) => m.is_dir(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        // Let the mount report it.
+        Err(_) => false,
+    };
+    if !is_dir {
+        return match mnt(
+            Some(Path::new("/dev/null")),
             path,
-            Some("tmpfs"),
-            MsFlags::MS_RDONLY,
             None,
-        )
-        .ctx(|| format!("linux.maskedPaths: tmpfs over {}", path.display())),
-        Err(e) => Err(Error::sys(
-            format!("linux.maskedPaths: mask {}", path.display()),
-            e,
-        )),
+            MsFlags::MS_BIND,
+            None,
+        ) {
+            Ok(()) | Err(nix::Error::ENOENT) => Ok(()),
+            Err(e) => Err(Error::sys(
+                format!("linux.maskedPaths: mask {}", path.display()),
+                e,
+            )),
+        };
     }
+    if let Some(first) = empty_dir.as_deref() {
+        return mnt(Some(first), path, None, MsFlags::MS_BIND, None).ctx(|| {
+            format!(
+                "linux.maskedPaths: bind {} over {}",
+                first.display(),
+                path.display()
+            )
+        });
+    }
+    mnt(
+        Some(Path::new("tmpfs")),
+        path,
+        Some("tmpfs"),
+        MsFlags::MS_RDONLY,
+        None,
+    )
+    .ctx(|| format!("linux.maskedPaths: tmpfs over {}", path.display()))?;
+    *empty_dir = Some(path.to_path_buf());
+    Ok(())
 }
 
 /// pivot_root fails when the parent mount of the new root is shared.
@@ -735,6 +764,50 @@ fn v1_controllers(super_options: &str) -> Vec<String> {
     v
 }
 
+/// One host cgroup v1 hierarchy: where it is mounted, its controllers (sorted, as mount
+/// options), and the mount's root within it.
+struct V1Hierarchy {
+    mount_point: PathBuf,
+    controllers: Vec<String>,
+    root: PathBuf,
+}
+
+/// The host's v1 hierarchies. In a new cgroup namespace only the mount points and
+/// controllers matter, and the runtime's cgroup layout (read before the clone, from the
+/// host's mountinfo) has them: that spares a read of this namespace's mountinfo (~0.1 ms,
+/// it grows with every mount). Otherwise the mounts' roots are needed too.
+fn host_v1_hierarchies(o: &RootfsOptions) -> Result<Vec<V1Hierarchy>> {
+    if let (true, Some(podrun_cgroups::Layout::V1 { mounts, .. })) =
+        (o.new_cgroupns, o.cgroup_layout)
+    {
+        let mut by_point: std::collections::BTreeMap<&Path, Vec<String>> = Default::default();
+        for (ctrl, point) in mounts {
+            by_point.entry(point).or_default().push(ctrl.clone());
+        }
+        return Ok(by_point
+            .into_iter()
+            .map(|(point, mut controllers)| {
+                controllers.sort();
+                V1Hierarchy {
+                    mount_point: point.to_path_buf(),
+                    controllers,
+                    root: PathBuf::from("/"),
+                }
+            })
+            .collect());
+    }
+    Ok(read_mountinfo()?
+        .into_iter()
+        // Only the host's hierarchies, not ones we mounted in the rootfs.
+        .filter(|m| m.fs_type == "cgroup" && !m.mount_point.starts_with(o.rootfs))
+        .map(|m| V1Hierarchy {
+            controllers: v1_controllers(&m.super_options),
+            mount_point: m.mount_point,
+            root: m.root,
+        })
+        .collect())
+}
+
 /// cgroup v1 (host not unified): a tmpfs at the destination and one entry
 /// per hierarchy: the cgroupfs itself in a new cgroup namespace, otherwise a
 /// bind of the container's own cgroup directory. Combined hierarchies get
@@ -753,21 +826,18 @@ fn mount_cgroup(o: &RootfsOptions, target: &Path, opts: &MountOptions) -> Result
         Some("mode=755"),
     )
     .ctx(|| format!("mount tmpfs for cgroups on {}", target.display()))?;
-    let own = self_cgroups()?;
     let sub_flags = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC);
-    for m in read_mountinfo()? {
-        if m.fs_type != "cgroup" {
-            continue;
-        }
-        // Only the host's hierarchies, not ones we mounted in the rootfs.
-        if m.mount_point.starts_with(o.rootfs) {
-            continue;
-        }
+    let own = if o.new_cgroupns {
+        Vec::new()
+    } else {
+        self_cgroups()?
+    };
+    for m in host_v1_hierarchies(o)? {
         let Some(name) = m.mount_point.file_name() else {
             continue;
         };
         let dest = target.join(name);
-        let ctrls = v1_controllers(&m.super_options);
+        let ctrls = &m.controllers;
         mkdir_all(&dest)?;
         if o.new_cgroupns {
             let data = ctrls.join(",");
@@ -785,7 +855,7 @@ fn mount_cgroup(o: &RootfsOptions, target: &Path, opts: &MountOptions) -> Result
                 .find(|(c, _)| {
                     let mut c = c.clone();
                     c.sort();
-                    c == ctrls
+                    &c == ctrls
                 })
                 .map(|(_, p)| p.clone())
                 .unwrap_or_else(|| PathBuf::from("/"));

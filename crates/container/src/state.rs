@@ -224,9 +224,14 @@ impl StateDir {
     }
 
     pub fn save(&self, r: &Record) -> Result<()> {
+        self.prepare_save(r)?.commit()
+    }
+
+    /// `save`, written ahead: the state file appears at `commit`.
+    pub fn prepare_save(&self, r: &Record) -> Result<util::PendingWrite> {
         let data =
             serde_json::to_vec(r).map_err(|e| Error::Other(format!("serialize state: {e}")))?;
-        util::write_atomic(&self.path.join(STATE_FILE), &data)
+        util::PendingWrite::new(&self.path.join(STATE_FILE), &data)
     }
 
     pub fn fifo(&self) -> PathBuf {
@@ -234,6 +239,15 @@ impl StateDir {
     }
 
     pub fn remove(&self) -> Result<()> {
+        // What a state directory holds, then the directory: no listing in the common case.
+        for f in [STATE_FILE, FIFO] {
+            let _ = std::fs::remove_file(self.path.join(f));
+        }
+        match std::fs::remove_dir(&self.path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(_) => {}
+        }
         match std::fs::remove_dir_all(&self.path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// RFC 3339 UTC timestamp with nanoseconds (the form runc's `created` uses).
@@ -42,19 +42,49 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// Write `data` to `path` atomically: a temporary file in the same directory, fsync-free
 /// (state lives on tmpfs), then rename over the target.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("state"),
-        std::process::id()
-    ));
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-    f.write_all(data).map_err(|e| Error::io("write", &tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io("rename into place", path, e)
-    })
+    PendingWrite::new(path, data)?.commit()
+}
+
+/// A file's new content written beside it, to be put in place by [`PendingWrite::commit`]
+/// (one rename) — so the writing can be done ahead, while waiting for something else.
+/// Dropped uncommitted, the temporary file is removed.
+pub struct PendingWrite {
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl PendingWrite {
+    pub fn new(path: &Path, data: &[u8]) -> Result<Self> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let tmp = dir.join(format!(
+            ".{}.tmp{}",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("state"),
+            std::process::id()
+        ));
+        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+        let w = PendingWrite {
+            tmp,
+            path: path.to_path_buf(),
+        };
+        f.write_all(data)
+            .map_err(|e| Error::io("write", &w.tmp, e))?;
+        Ok(w)
+    }
+
+    pub fn commit(self) -> Result<()> {
+        let r = std::fs::rename(&self.tmp, &self.path)
+            .map_err(|e| Error::io("rename into place", &self.path, e));
+        if r.is_ok() {
+            std::mem::forget(self);
+        }
+        r
+    }
+}
+
+impl Drop for PendingWrite {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.tmp);
+    }
 }
 
 /// Resets every signal's disposition to SIG_DFL. An ignored signal survives
@@ -267,5 +297,23 @@ mod tests {
         write_atomic(&p, b"two").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn pending_write_shows_only_on_commit_and_leaves_nothing_when_dropped() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("state.json");
+        write_atomic(&p, b"old").unwrap();
+        let w = PendingWrite::new(&p, b"new").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"old", "not before commit");
+        w.commit().unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"new");
+        drop(PendingWrite::new(&p, b"lost").unwrap());
+        assert_eq!(std::fs::read(&p).unwrap(), b"new");
+        assert_eq!(
+            std::fs::read_dir(d.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
     }
 }

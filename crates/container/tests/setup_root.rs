@@ -238,6 +238,7 @@ fn child_rootfs() {
         new_cgroupns: role == "cgroupns",
         no_pivot,
         cgroup_gate: None,
+        cgroup_layout: None,
     };
     if role == "badbind" {
         let mut v = spec_json(false);
