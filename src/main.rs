@@ -171,7 +171,9 @@ fn early_seal() {
             // A pod create forks nothing into a container itself: its supervisor
             // is started from a sealed view instead (pod_cmd::start_pod).
             "create" if pod_cmd::is_pod_invocation(&args) => return,
-            "create" | "run" | "exec" => {
+            // create and run decide themselves, once they know the spec: the container's
+            // init seals itself where it can (crates/container/src/create.rs).
+            "exec" => {
                 if let Err(e) =
                     podrun_container::selfexe::ensure_sealed(std::path::Path::new(&root))
                 {

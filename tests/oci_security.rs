@@ -82,6 +82,75 @@ fn cve_2019_5736_with_the_re_exec_fallback() {
     cve_2019_5736(Some(("PODRUN_SEAL", "exec")));
 }
 
+/// What a process exec'd into the container checks on its init: is pid 1 something else
+/// than busybox (the runtime binary), and can its executable be opened for writing?
+const PID1_PROBE: &str = r#"
+exec 3< /proc/1/exe || { echo NO-EXE > /shared/result; exit 0; }
+cmp -s /proc/self/fd/3 /bin/busybox && { echo BUSYBOX > /shared/result; exit 0; }
+readlink /proc/1/exe > /shared/caught
+if (exec 4<>/proc/self/fd/3 && printf '\177' >&4) 2>/shared/errors; then r=WRITE_OK; else r=DENIED; fi
+echo $r > /shared/result
+"#;
+
+/// CVE-2019-5736 through the container's init itself: its entrypoint is a script whose
+/// interpreter is /proc/self/exe, so the init's execve runs the runtime binary as pid 1 of
+/// the container (where it blocks writing its help text to a full pipe). podrun's init
+/// seals itself before it reports ready (late sealing): what it executes there is the
+/// read-only view, never the host binary.
+#[test]
+fn cve_2019_5736_through_the_init_entrypoint() {
+    for env in [None, Some(("PODRUN_SEAL", "early"))] {
+        if env.is_some() && !is_podrun() {
+            continue;
+        }
+        let rt = runtime();
+        let sha_before = sha256(&rt);
+        let mut c = Ctr::new("cve-5736-init");
+        if let Some((k, v)) = env {
+            c.rt_env.push((k.into(), v.into()));
+        }
+        let shared = c.dir.join("shared");
+        fs::create_dir(&shared).unwrap();
+        c.bind(&shared, "/shared", false);
+        fs::write(c.rootfs.join("evil"), "#!/proc/self/exe --help\n").unwrap();
+        fs::set_permissions(c.rootfs.join("evil"), fs::Permissions::from_mode(0o755)).unwrap();
+        c.args(&["/evil"]);
+        c.save();
+        // The init's stdout: a full pipe, so the runtime binary it runs blocks there.
+        let (read_end, write_end) = full_pipe();
+        let b = c.bundle.to_str().unwrap().to_string();
+        let mut cmd = c.command(&["create", "--bundle", &b, &c.id]);
+        cmd.stdout(Stdio::from(write_end))
+            .stderr(fs::File::create(c.dir.join("create.err")).unwrap());
+        let mut child = cmd.spawn().unwrap();
+        drop(cmd);
+        let st = wait_child(&mut child, "create", CMD_TIMEOUT);
+        assert!(
+            st.success(),
+            "create: {}",
+            fs::read_to_string(c.dir.join("create.err")).unwrap_or_default()
+        );
+        c.start();
+        let probed = c.exec(&["sh", "-c", PID1_PROBE]);
+        assert_ok(&probed, "exec the probe");
+        let result = fs::read_to_string(shared.join("result")).unwrap_or_default();
+        let caught = fs::read_to_string(shared.join("caught")).unwrap_or_default();
+        let errors = fs::read_to_string(shared.join("errors")).unwrap_or_default();
+        drop(read_end);
+        eprintln!("{env:?}: pid 1 is {caught:?}: {result:?} ({errors:?})");
+        assert_eq!(sha256(&rt), sha_before, "host runtime binary modified");
+        assert!(
+            !caught.is_empty(),
+            "pid 1 should be the runtime binary here: {result:?}"
+        );
+        assert_eq!(result.trim(), "DENIED", "{env:?}: caught {caught:?}");
+        assert!(
+            !errors.contains("busy"),
+            "{env:?}: pid 1 runs the host binary itself (ETXTBSY): {caught:?} {errors:?}"
+        );
+    }
+}
+
 /// On this kernel, as root, podrun seals itself in place (no second execve):
 /// the fast path the benchmarks measure is the one taken.
 #[test]
@@ -99,8 +168,27 @@ fn podrun_seals_in_place_without_re_exec() {
         String::from_utf8_lossy(&o.stderr)
     );
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("selfexe: sealed in place"), "{err}");
+    // A container with its own pid namespace: the init seals itself (late sealing).
+    assert!(err.contains("init: sealed"), "{err}");
+    assert!(!err.contains("selfexe: sealed in place"), "{err}");
     // One podrun process image: `main` is reached once, not again after a re-exec.
+    assert_eq!(err.matches(" main\n").count(), 1, "{err}");
+
+    // Sharing the host's pid namespace, the runtime seals itself before the clone.
+    let mut c = Ctr::new("seal-in-place-hostpid");
+    c.sh("true");
+    let ns = c.config["linux"]["namespaces"].as_array_mut().unwrap();
+    ns.retain(|n| n["type"] != "pid");
+    c.rt_env.push(("PODRUN_TRACE_TIMING".into(), "1".into()));
+    let o = c.run();
+    assert!(
+        o.status.success(),
+        "run: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("selfexe: sealed in place"), "{err}");
+    assert!(!err.contains("init: sealed"), "{err}");
     assert_eq!(err.matches(" main\n").count(), 1, "{err}");
 }
 
@@ -360,6 +448,6 @@ fn sealing_with_the_state_root_next_to_the_binary() {
     assert!(o.status.success(), "run: {err}");
     assert!(err.contains("selfexe: overlay ready"), "{err}");
     assert!(!err.contains("memfd"), "{err}");
-    assert!(err.contains("selfexe: sealed in place"), "{err}");
+    assert!(err.contains("init: sealed"), "{err}");
     assert!(!root.join(&id).exists(), "state left behind");
 }

@@ -8,10 +8,10 @@ use crate::cpu_helper::Helper;
 use crate::error::{Error, Result};
 use crate::init::{child_main, InitArgs};
 use crate::namespaces::NsPlan;
-use crate::netns_ahead;
 use crate::spec::{load_bundle, Bundle};
 use crate::state::{Record, StateDir, Status};
 use crate::{hooks, util, CreateOptions, Runtime};
+use crate::{netns_ahead, selfexe};
 use nix::fcntl::Flock;
 use nix::sched::CloneFlags;
 use std::fs::File;
@@ -35,6 +35,8 @@ pub(crate) struct Created {
     pub dir: StateDir,
     pub _lock: Flock<File>,
     pub proxy: Option<crate::tty::Proxy>,
+    /// The late-sealing init's view of the binary (see `create`).
+    pub seal_view: Option<OwnedFd>,
 }
 
 /// Undo what create did so far, unless disarmed.
@@ -78,16 +80,6 @@ impl Drop for Cleanup<'_> {
 
 pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Created> {
     crate::util::trace("create: start");
-    let dir = StateDir::create(&rt.root, &o.id)?;
-    let lock = dir.lock()?;
-    let mut cleanup = Cleanup {
-        dir: Some(&dir),
-        cgroup: None,
-        pidfds: Vec::new(),
-        pids: Vec::new(),
-        armed: true,
-    };
-
     let Bundle {
         dir: bundle,
         spec,
@@ -105,6 +97,30 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
     // (cpu_helper.rs), and the init enters it first thing (netns_ahead.rs). With a user
     // namespace the init's own clone creates it, so that namespace owns it.
     let single = ns.single_clone();
+    // CVE-2019-5736 (selfexe.rs): the init must run from a sealed view of this binary before
+    // anything of the container can reach it. In a new pid namespace of its own nothing
+    // can, until the init reports ready: then it seals itself just before (late sealing,
+    // see init.rs), with a view the runtime makes meanwhile, and this process (never in the
+    // container's reach) stays as it is. Otherwise this process seals itself now, before
+    // the clone, and the init inherits that (in place; where that cannot be done,
+    // Error::Reexec: the command starts again from the view, nothing was made yet).
+    let late_seal = rt.seal
+        && !selfexe::is_sealed()
+        && if single && ns.new_pid() && ns.pid_join.is_none() && !selfexe::early_only() {
+            true
+        } else {
+            selfexe::seal_now(&rt.root)?;
+            false
+        };
+    let dir = StateDir::create(&rt.root, &o.id)?;
+    let lock = dir.lock()?;
+    let mut cleanup = Cleanup {
+        dir: Some(&dir),
+        cgroup: None,
+        pidfds: Vec::new(),
+        pids: Vec::new(),
+        armed: true,
+    };
     let net_ahead = single
         && !ns.new_user()
         && ns.user_join.is_none()
@@ -209,6 +225,9 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
     // While the network namespace is still being made, start on the v1 hierarchies (the
     // rest follows after the clone), then wait for it: no other thread may run at the
     // clone (the child is a copy of this one thread, and must find no lock held).
+    // The late seal's plan (the init inherits this process's mappings): made while the
+    // helper works, where there is one.
+    let seal_plan = late_seal.then(selfexe::SealPlan::new).transpose()?;
     let mut v1_made = 0;
     let netns = match helper {
         Some(h) => {
@@ -249,6 +268,7 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
                 attach: Some(&attach),
                 v1_later: v1_later.then_some(&cgroup),
                 netns: netns.as_ref().map(|f| f.as_raw_fd()),
+                seal: seal_plan.as_ref(),
                 cgroup_layout: Some(&layout),
             })
         }
@@ -282,6 +302,19 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
         }
     }
 
+    // The sealed view for a late-sealing init. Kept open until the user program runs (or
+    // this process ends): the overlay it lives on is then torn down here, not in the
+    // init's execve.
+    let seal_view = if late_seal {
+        let view = selfexe::sealed_view(&rt.root)?;
+        if let Err(e) = parent.send_fds(&Msg::SealView, &[view.as_raw_fd()]) {
+            return Err(init_error(&parent).unwrap_or(e));
+        }
+        crate::util::trace("create: seal view sent");
+        Some(view)
+    } else {
+        None
+    };
     let mut init_pid = child_pid;
     let created = util::rfc3339_now();
     let annotations = spec.annotations().clone().unwrap_or_default();
@@ -401,6 +434,7 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
     cleanup.armed = false;
     drop(cleanup);
     Ok(Created {
+        seal_view,
         pid: init_pid,
         pidfd,
         chan: parent,

@@ -47,6 +47,11 @@ pub enum Error {
     /// The other end of the runtime/init channel is gone (it reports its own error).
     #[error("the runtime went away during {0}")]
     RuntimeGone(&'static str),
+    /// This process could not switch its executable to the sealed view of the binary in
+    /// place (selfexe.rs, CVE-2019-5736): the command starts again from the view, which
+    /// this descriptor holds (lifecycle.rs).
+    #[error("podrun has to re-execute itself from its sealed binary")]
+    Reexec(std::os::fd::OwnedFd),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

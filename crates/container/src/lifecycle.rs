@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 impl Runtime {
     /// `create`: the init waits on exec.fifo when this returns.
     pub fn create(&self, o: &CreateOptions) -> Result<()> {
-        self.ensure_sealed()?;
-        let c = create::create(self, o, Mode::Create)?;
+        let c = reexec_if_asked(create::create(self, o, Mode::Create))?;
         c.chan.send(&Msg::WaitFifo)?;
         Ok(())
     }
@@ -21,13 +20,12 @@ impl Runtime {
     /// `run`: create and start; unless detached, wait for the container, forwarding
     /// signals, then delete it and return its exit code (128+n when killed by signal n).
     pub fn run(&self, o: &CreateOptions, detach: bool) -> Result<i32> {
-        self.ensure_sealed()?;
         let fwd = if detach {
             None
         } else {
             Some(wait::Forwarder::new()?)
         };
-        let mut c = create::create(
+        let created = create::create(
             self,
             o,
             if detach {
@@ -35,7 +33,17 @@ impl Runtime {
             } else {
                 Mode::RunForeground
             },
-        )?;
+        );
+        let mut c = match created {
+            Err(Error::Reexec(view)) => {
+                // The signal mask survives execve: start again as this process started.
+                if let Some(f) = fwd {
+                    f.restore_mask();
+                }
+                return reexec_if_asked(Err(Error::Reexec(view)));
+            }
+            r => r?,
+        };
         // Hold the container's mount namespace: when the container ends, its mounts (~35 for
         // runc's default spec, a dozen filesystem instances) are then torn down by a helper
         // thread while the cgroups are removed, rather than by the exiting init before its
@@ -61,7 +69,13 @@ impl Runtime {
             }
         }
         crate::util::trace("run: program running");
+        // The init has left the sealed view behind (execve): its overlay goes now, while
+        // the container runs.
+        drop(c.seal_view.take());
         crate::util::trace("run: program running");
+        // The init has left the sealed view behind (execve): its overlay goes now, while
+        // the container runs.
+        drop(c.seal_view.take());
         run_poststart(&c.record);
         let Some(fwd) = fwd else { return Ok(0) };
         let code = fwd.wait(c.pid, c.pidfd.as_ref())?;
@@ -387,4 +401,14 @@ fn kill_and_wait(rec: &Record) -> Result<()> {
         let _ = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(10_000u16));
     }
     Ok(())
+}
+
+/// create.rs seals this process before its clone where the init cannot seal itself
+/// (selfexe::seal_now). Where that cannot be done in place, create made nothing yet and
+/// hands back the sealed view: the command starts again from it.
+fn reexec_if_asked<T>(r: Result<T>) -> Result<T> {
+    match r {
+        Err(Error::Reexec(view)) => Err(crate::selfexe::reexec(view)),
+        r => r,
+    }
 }

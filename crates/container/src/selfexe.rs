@@ -52,6 +52,84 @@ pub fn sealed_exe(scratch: &Path) -> Result<Option<OwnedFd>> {
     }
 }
 
+/// A read-only view of this binary: the sealed overlay, else a sealed memfd copy.
+pub fn sealed_view(scratch: &Path) -> Result<OwnedFd> {
+    match sealed_overlay(scratch) {
+        Ok(fd) => {
+            crate::util::trace("selfexe: overlay ready");
+            Ok(fd)
+        }
+        Err(e) => {
+            tracing::debug!("sealed overlay unavailable ({e}); copying the binary into a memfd");
+            let fd = sealed_memfd()?;
+            crate::util::trace("selfexe: memfd copy ready");
+            Ok(fd)
+        }
+    }
+}
+
+/// `PODRUN_SEAL=exec` or `early`: always seal this process itself before a clone (never
+/// leave it to the container's init).
+pub fn early_only() -> bool {
+    matches!(
+        std::env::var_os("PODRUN_SEAL")
+            .as_deref()
+            .and_then(|v| v.to_str()),
+        Some("exec" | "early")
+    )
+}
+
+/// Seal this process now, in place; where that cannot be done, `Error::Reexec` hands the
+/// view back for [`reexec`] (the caller, which made nothing yet, returns it).
+pub fn seal_now(scratch: &Path) -> Result<()> {
+    if is_sealed() {
+        return Ok(());
+    }
+    let view = sealed_view(scratch)?;
+    if std::env::var_os("PODRUN_SEAL").as_deref() == Some(std::ffi::OsStr::new("exec")) {
+        return Err(Error::Reexec(view));
+    }
+    match seal_in_place(view.as_raw_fd()) {
+        Ok(()) if is_sealed() => {
+            crate::util::trace("selfexe: sealed in place");
+            Ok(())
+        }
+        Ok(()) => {
+            tracing::debug!("executable replaced but not read-only; re-executing");
+            Err(Error::Reexec(view))
+        }
+        Err(e) => {
+            tracing::debug!("cannot switch the executable in place ({e}); re-executing");
+            Err(Error::Reexec(view))
+        }
+    }
+}
+
+/// Execute this command again (same arguments and environment) from `view`. Returns only
+/// on failure.
+pub fn reexec(view: OwnedFd) -> Error {
+    let args: Result<Vec<CString>> = std::env::args_os()
+        .map(|a| {
+            CString::new(a.into_encoded_bytes()).map_err(|_| Error::Other("NUL in argument".into()))
+        })
+        .collect();
+    let args = match args {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    let env: Vec<CString> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let mut b = k.into_encoded_bytes();
+            b.push(b'=');
+            b.extend(v.into_encoded_bytes());
+            CString::new(b).ok()
+        })
+        .collect();
+    crate::util::trace("selfexe: sealed view ready, exec");
+    let e = execveat_empty(view.as_raw_fd(), &args, &env);
+    Error::sys("re-exec podrun from its sealed view", e)
+}
+
 /// Re-exec from a read-only view of the binary unless already running from one.
 /// `scratch` is a directory podrun owns (created empty if missing) used as the overlay's
 /// second, empty lower layer. Returns only when running sealed.
@@ -105,27 +183,56 @@ pub fn ensure_sealed(scratch: &Path) -> Result<()> {
 /// replaced (see `remap`). Costs a few system calls and a copy of the writable data
 /// segments' file-backed pages (~60 KB for podrun) instead of loading the whole program again.
 fn seal_in_place(fd: RawFd) -> Result<()> {
-    let stat = std::fs::read_to_string("/proc/self/stat")
-        .map_err(|e| Error::io("read", "/proc/self/stat", e))?;
-    match remap::threads(&stat) {
-        Some(1) => {}
-        n => return Err(Error::Other(format!("{n:?} threads running"))),
+    let plan = SealPlan::new()?;
+    if plan.threads != 1 {
+        return Err(Error::Other(format!("{} threads running", plan.threads)));
     }
-    let maps = std::fs::read_to_string("/proc/self/maps")
-        .map_err(|e| Error::io("read", "/proc/self/maps", e))?;
-    let (loads, textrel) = remap::load_segments();
-    if textrel {
-        return Err(Error::Other("the executable has text relocations".into()));
+    plan.apply(fd)
+}
+
+/// What switching this process's executable in place takes (see `seal_in_place`), worked
+/// out ahead: a forked child inherits the same mappings, so a runtime can plan for its
+/// container's init and the init only applies it (`create.rs`, late sealing). Reads
+/// /proc/self/stat and /proc/self/maps, which the init may no longer see once it has
+/// changed its root.
+pub struct SealPlan {
+    stat: String,
+    threads: u64,
+    steps: Vec<remap::Step>,
+}
+
+impl SealPlan {
+    pub fn new() -> Result<Self> {
+        let stat = std::fs::read_to_string("/proc/self/stat")
+            .map_err(|e| Error::io("read", "/proc/self/stat", e))?;
+        let threads = remap::threads(&stat).unwrap_or(0);
+        let maps = std::fs::read_to_string("/proc/self/maps")
+            .map_err(|e| Error::io("read", "/proc/self/maps", e))?;
+        let (loads, textrel) = remap::load_segments();
+        if textrel {
+            return Err(Error::Other("the executable has text relocations".into()));
+        }
+        let vmas = remap::exe_mappings(&maps, &loads);
+        if vmas.is_empty() {
+            return Err(Error::Other("no mapping of the executable found".into()));
+        }
+        let steps = remap::plan(&vmas, &loads)?;
+        crate::util::trace("selfexe: planned");
+        Ok(SealPlan {
+            stat,
+            threads,
+            steps,
+        })
     }
-    let vmas = remap::exe_mappings(&maps, &loads);
-    if vmas.is_empty() {
-        return Err(Error::Other("no mapping of the executable found".into()));
+
+    /// Map the executable from `fd` (a read-only view of it) and make that the process's
+    /// executable. The process must run no other thread; it keeps its memory intact if this
+    /// fails.
+    pub fn apply(&self, fd: RawFd) -> Result<()> {
+        remap::apply(&self.steps, fd)?;
+        crate::util::trace("selfexe: remapped");
+        remap::set_exe_file(fd, &self.stat)
     }
-    let steps = remap::plan(&vmas, &loads)?;
-    crate::util::trace("selfexe: planned");
-    remap::apply(&steps, fd)?;
-    crate::util::trace("selfexe: remapped");
-    remap::set_exe_file(fd, &stat)
 }
 
 fn execveat_empty(fd: RawFd, args: &[CString], env: &[CString]) -> nix::errno::Errno {

@@ -42,6 +42,11 @@ impl Forwarder {
         Ok(Forwarder { sfd, old })
     }
 
+    /// Give up forwarding: unblock what `new` blocked.
+    pub fn restore_mask(self) {
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.old), None);
+    }
+
     /// Wait for `pid` to exit, forwarding signals to it; returns the shell-style status.
     pub fn wait(self, pid: i32, _pidfd: Option<&OwnedFd>) -> Result<i32> {
         loop {
