@@ -419,6 +419,29 @@ fn cve_2016_9962_created_init_is_not_reachable_through_proc() {
     );
 }
 
+/// Where the init cannot switch to the sealed view (a kernel that refuses it; simulated
+/// with PODRUN_SEAL=init-fails), the first attempt is undone and podrun seals itself before
+/// the clone instead: the container still runs, and nothing of the first attempt is left.
+#[test]
+fn init_that_cannot_seal_itself_falls_back_to_a_sealed_runtime() {
+    if !is_podrun() {
+        return;
+    }
+    let mut c = Ctr::new("seal-fallback");
+    c.sh("echo ran");
+    c.rt_env.push(("PODRUN_SEAL".into(), "init-fails".into()));
+    c.rt_env.push(("PODRUN_TRACE_TIMING".into(), "1".into()));
+    let o = c.run();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "run: {err}");
+    assert_eq!(stdout(&o).trim(), "ran");
+    assert!(err.contains("selfexe: sealed in place"), "{err}");
+    assert!(!err.contains("init: sealed"), "{err}");
+    // Two attempts at create, one state directory, no cgroup left.
+    assert_eq!(err.matches("create: start").count(), 2, "{err}");
+    assert!(!c.root.join(&c.id).exists(), "state left behind");
+}
+
 /// `--root` inside the binary's own directory (a CI job running `./podrun --root ./state`):
 /// overlayfs refuses the overlapping layers there, and podrun must still seal itself with
 /// the read-only overlay (another empty layer), not by copying its 13 MB into a memfd.

@@ -21,9 +21,6 @@ pub enum Msg {
     Go,
     /// runtime -> init: your v1 cgroups are made and limited: enter them.
     CgroupReady,
-    /// runtime -> init: the sealed view of the binary (one descriptor): switch to it before
-    /// you report ready (late sealing, create.rs).
-    SealView,
     /// init -> runtime: I unshared a user namespace, write my id maps.
     NeedMaps,
     /// runtime -> init: the maps are written.
@@ -46,6 +43,9 @@ pub enum Msg {
     WaitFifo,
     /// init -> runtime: a step failed.
     Error(String),
+    /// init -> runtime: switching to the sealed view of the binary failed (the runtime
+    /// starts over, sealing itself before the clone).
+    SealFailed(String),
 }
 
 pub struct Channel {

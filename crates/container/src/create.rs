@@ -92,25 +92,26 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
     let terminal = process.terminal().unwrap_or(false);
     let ns = NsPlan::from_spec(&spec)?;
     crate::util::trace("create: bundle loaded");
-    // A new network namespace is the costliest part of the clone. Without a user namespace
-    // to own it, a helper thread on the other CPU makes it while this one makes the cgroups
-    // (cpu_helper.rs), and the init enters it first thing (netns_ahead.rs). With a user
-    // namespace the init's own clone creates it, so that namespace owns it.
     let single = ns.single_clone();
-    // CVE-2019-5736 (selfexe.rs): the init must run from a sealed view of this binary before
-    // anything of the container can reach it. In a new pid namespace of its own nothing
-    // can, until the init reports ready: then it seals itself just before (late sealing,
-    // see init.rs), with a view the runtime makes meanwhile, and this process (never in the
-    // container's reach) stays as it is. Otherwise this process seals itself now, before
-    // the clone, and the init inherits that (in place; where that cannot be done,
-    // Error::Reexec: the command starts again from the view, nothing was made yet).
-    let late_seal = rt.seal
+    // CVE-2019-5736 (selfexe.rs): whatever this process forks into the container must run
+    // from a sealed view of the binary. The init switches to it first thing (init.rs), with
+    // a plan and a view made here before the clone: a fork has no page of the binary mapped
+    // yet, so its switch costs a few system calls. This process itself stays as it is, like
+    // runc's (only `runc init` runs from a sealed copy): it is never in the container's pid
+    // namespace. Except when the container shares the host's pid namespace, where it could
+    // see this process (or with PODRUN_SEAL=early): then this process seals itself now and
+    // the init inherits that (in place; where that cannot be done, Error::Reexec: the command
+    // starts again from the view, nothing was made yet).
+    let seal_init = rt.seal
         && !selfexe::is_sealed()
-        && if single && ns.new_pid() && ns.pid_join.is_none() && !selfexe::early_only() {
-            true
-        } else {
+        && if selfexe::early_only()
+            || rt.seal_early.get()
+            || (!ns.new_pid() && ns.pid_join.is_none())
+        {
             selfexe::seal_now(&rt.root)?;
             false
+        } else {
+            true
         };
     let dir = StateDir::create(&rt.root, &o.id)?;
     let lock = dir.lock()?;
@@ -121,13 +122,25 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
         pids: Vec::new(),
         armed: true,
     };
+    // A new network namespace is the costliest part of the clone. Without a user namespace
+    // to own it, a helper thread on the other CPU makes it while this one makes the cgroups
+    // (cpu_helper.rs), and the init enters it first thing (netns_ahead.rs). With a user
+    // namespace the init's own clone creates it, so that namespace owns it. The helper makes
+    // the init's sealed view too.
     let net_ahead = single
         && !ns.new_user()
         && ns.user_join.is_none()
         && ns.new.contains(CloneFlags::CLONE_NEWNET);
-    let helper = net_ahead
-        .then(|| Helper::spawn(netns_ahead::new_netns))
-        .transpose()?;
+    let helper = if net_ahead || seal_init {
+        let scratch = rt.root.clone();
+        Some(Helper::spawn(move || {
+            let view = seal_init.then(|| selfexe::sealed_view(&scratch));
+            let net = net_ahead.then(netns_ahead::new_netns);
+            (net, view)
+        })?)
+    } else {
+        None
+    };
     // Console: the pty master goes to --console-socket.
     let mut proxy = None;
     let console = match (&o.console_socket, terminal) {
@@ -225,20 +238,20 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
     // While the network namespace is still being made, start on the v1 hierarchies (the
     // rest follows after the clone), then wait for it: no other thread may run at the
     // clone (the child is a copy of this one thread, and must find no lock held).
-    // The late seal's plan (the init inherits this process's mappings): made while the
-    // helper works, where there is one.
-    let seal_plan = late_seal.then(selfexe::SealPlan::new).transpose()?;
+    // The init's sealing plan (it inherits this process's mappings), made while the helper
+    // works.
+    let seal_plan = seal_init.then(selfexe::SealPlan::new).transpose()?;
     let mut v1_made = 0;
-    let netns = match helper {
+    let (netns, seal_view) = match helper {
         Some(h) => {
             if v1_later {
                 v1_made = cgroup.create_v1_while(&|| !h.is_finished())?;
             }
-            let fd = h.join()?;
-            crate::util::trace("create: network namespace made");
-            Some(fd)
+            let (net, view) = h.join();
+            crate::util::trace("create: helper done");
+            (net.transpose()?, view.transpose()?)
         }
-        None => None,
+        None => (None, None),
     };
     let forked = clone3(
         flags.bits() as u64,
@@ -268,7 +281,9 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
                 attach: Some(&attach),
                 v1_later: v1_later.then_some(&cgroup),
                 netns: netns.as_ref().map(|f| f.as_raw_fd()),
-                seal: seal_plan.as_ref(),
+                seal: seal_plan
+                    .as_ref()
+                    .zip(seal_view.as_ref().map(|v| v.as_raw_fd())),
                 cgroup_layout: Some(&layout),
             })
         }
@@ -302,19 +317,6 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
         }
     }
 
-    // The sealed view for a late-sealing init. Kept open until the user program runs (or
-    // this process ends): the overlay it lives on is then torn down here, not in the
-    // init's execve.
-    let seal_view = if late_seal {
-        let view = selfexe::sealed_view(&rt.root)?;
-        if let Err(e) = parent.send_fds(&Msg::SealView, &[view.as_raw_fd()]) {
-            return Err(init_error(&parent).unwrap_or(e));
-        }
-        crate::util::trace("create: seal view sent");
-        Some(view)
-    } else {
-        None
-    };
     let mut init_pid = child_pid;
     let created = util::rfc3339_now();
     let annotations = spec.annotations().clone().unwrap_or_default();
@@ -392,6 +394,7 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
             }
             Some((Msg::Ready, _)) => break,
             Some((Msg::Error(e), _)) => return Err(Error::Other(e)),
+            Some((Msg::SealFailed(e), _)) => return Err(Error::InitSeal(e)),
             Some((m, _)) => {
                 return Err(Error::Other(format!(
                     "protocol: unexpected {m:?} from init"
@@ -449,6 +452,7 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
 fn init_error(chan: &Channel) -> Option<Error> {
     match chan.recv() {
         Ok(Some(Msg::Error(e))) => Some(Error::Other(e)),
+        Ok(Some(Msg::SealFailed(e))) => Some(Error::InitSeal(e)),
         _ => None,
     }
 }

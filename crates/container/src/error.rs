@@ -47,6 +47,10 @@ pub enum Error {
     /// The other end of the runtime/init channel is gone (it reports its own error).
     #[error("the runtime went away during {0}")]
     RuntimeGone(&'static str),
+    /// The container's init could not switch to the sealed view of the binary (create.rs
+    /// then seals the runtime itself and starts over).
+    #[error("the container's init could not seal itself (CVE-2019-5736): {0}")]
+    InitSeal(String),
     /// This process could not switch its executable to the sealed view of the binary in
     /// place (selfexe.rs, CVE-2019-5736): the command starts again from the view, which
     /// this descriptor holds (lifecycle.rs).

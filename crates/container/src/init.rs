@@ -35,9 +35,9 @@ pub(crate) struct InitArgs<'a> {
     /// A new network namespace the runtime made for the init (create.rs, `spawn_netns`),
     /// entered first thing.
     pub netns: Option<RawFd>,
-    /// Late sealing (create.rs): the plan for switching to the sealed view of the binary,
-    /// which the runtime sends (`Msg::SealView`).
-    pub seal: Option<&'a crate::selfexe::SealPlan>,
+    /// The plan and the descriptor for switching to the sealed view of the binary, first
+    /// thing (create.rs).
+    pub seal: Option<(&'a crate::selfexe::SealPlan, RawFd)>,
     /// The host's cgroup layout the runtime detected (for the cgroup mount).
     pub cgroup_layout: Option<&'a podrun_cgroups::Layout>,
 }
@@ -127,6 +127,24 @@ fn expect(chan: &Channel, want: Msg) -> Result<()> {
 }
 
 fn run(a: &InitArgs) -> Result<Never> {
+    if let Some((plan, view)) = a.seal {
+        // CVE-2019-5736: from its first step on, the init runs from the read-only view of
+        // the binary (and so does whatever its execve would take from /proc/self/exe). A
+        // fresh fork has no page of the binary mapped yet: the switch is a few calls.
+        // PODRUN_SEAL=init-fails: a test's stand-in for a kernel that refuses the switch.
+        let r = if std::env::var_os("PODRUN_SEAL").is_some_and(|v| v == "init-fails") {
+            Err(Error::Other("PODRUN_SEAL=init-fails".into()))
+        } else {
+            plan.apply(view)
+        };
+        if let Err(e) = r {
+            let _ = a.chan.send(&Msg::SealFailed(e.to_string()));
+            // SAFETY: leave the forked copy without running the runtime's destructors.
+            unsafe { libc::_exit(127) }
+        }
+        let _ = unistd::close(view);
+        crate::util::trace("init: sealed");
+    }
     if let Some(fd) = a.netns {
         // SAFETY: the runtime's descriptor of the new network namespace, valid in this
         // copy of its table; borrowed for the call only.
@@ -240,20 +258,6 @@ fn run(a: &InitArgs) -> Result<Never> {
     }
     gate.pass()?;
     crate::util::trace("init: rootfs prepared");
-    // The runtime sent the sealed view right after the cgroups; take it before the hooks'
-    // messages.
-    let seal_view = match a.seal {
-        Some(_) => match a.chan.recv_fds()? {
-            Some((Msg::SealView, mut fds)) if fds.len() == 1 => fds.pop(),
-            Some((m, _)) => {
-                return Err(Error::Other(format!(
-                    "protocol: expected SealView, got {m:?}"
-                )))
-            }
-            None => return Err(Error::RuntimeGone("create")),
-        },
-        None => None,
-    };
     let state_json = if hooks::has_creation_hooks(a.spec) {
         a.chan.send(&Msg::HooksReady)?;
         match a.chan.recv()? {
@@ -304,19 +308,6 @@ fn run(a: &InitArgs) -> Result<Never> {
     let Some(process) = process else {
         return Err(Error::spec("process", "required to create a container"));
     };
-    if let (Some(plan), Some(view)) = (a.seal, seal_view) {
-        // CVE-2019-5736: from here on, until the execve, this process runs from the sealed
-        // view; nothing of the container could reach it before (its own pid namespace,
-        // no process in it but this one, no state file yet). Needs the capabilities that
-        // privileges::prepare drops.
-        use std::os::fd::AsRawFd;
-        plan.apply(view.as_raw_fd()).map_err(|e| {
-            Error::Other(format!(
-                "seal the container's init (CVE-2019-5736): {e} (PODRUN_SEAL=early seals podrun itself instead)"
-            ))
-        })?;
-        crate::util::trace("init: sealed");
-    }
     let prepared = privileges::prepare(a.spec, process, a.preserve_fds, true)?;
 
     a.chan.send(&Msg::Ready)?;

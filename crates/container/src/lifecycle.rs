@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 impl Runtime {
     /// `create`: the init waits on exec.fifo when this returns.
     pub fn create(&self, o: &CreateOptions) -> Result<()> {
-        let c = reexec_if_asked(create::create(self, o, Mode::Create))?;
+        let c = reexec_if_asked(self.create_sealed(o, Mode::Create))?;
         c.chan.send(&Msg::WaitFifo)?;
         Ok(())
     }
@@ -25,8 +25,7 @@ impl Runtime {
         } else {
             Some(wait::Forwarder::new()?)
         };
-        let created = create::create(
-            self,
+        let created = self.create_sealed(
             o,
             if detach {
                 Mode::Run
@@ -72,10 +71,6 @@ impl Runtime {
         // The init has left the sealed view behind (execve): its overlay goes now, while
         // the container runs.
         drop(c.seal_view.take());
-        crate::util::trace("run: program running");
-        // The init has left the sealed view behind (execve): its overlay goes now, while
-        // the container runs.
-        drop(c.seal_view.take());
         run_poststart(&c.record);
         let Some(fwd) = fwd else { return Ok(0) };
         let code = fwd.wait(c.pid, c.pidfd.as_ref())?;
@@ -100,6 +95,19 @@ impl Runtime {
     pub fn run_detached(&self, o: &CreateOptions) -> Result<i32> {
         self.run(o, true)?;
         Ok(self.load(&o.id)?.1.pid)
+    }
+
+    /// create.rs, once more with the runtime sealing itself if the init could not (its
+    /// first attempt was undone completely).
+    fn create_sealed(&self, o: &CreateOptions, mode: Mode) -> Result<create::Created> {
+        match create::create(self, o, mode) {
+            Err(Error::InitSeal(e)) => {
+                tracing::debug!("the init could not seal itself ({e}); sealing podrun instead");
+                self.seal_early.set(true);
+                create::create(self, o, mode)
+            }
+            r => r,
+        }
     }
 
     pub fn start(&self, id: &str) -> Result<()> {
