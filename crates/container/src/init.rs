@@ -102,6 +102,8 @@ pub(crate) fn child_main(a: InitArgs) -> ! {
     }
     if a.chan.send(&Msg::Error(err.to_string())).is_err() {
         eprintln!("podrun init: {err}");
+    } else {
+        a.chan.drain_until_closed();
     }
     // SAFETY: _exit skips Rust/atexit destructors, which belong to the parent's copy of state.
     unsafe { libc::_exit(127) }
@@ -138,7 +140,9 @@ fn run(a: &InitArgs) -> Result<Never> {
             plan.apply(view)
         };
         if let Err(e) = r {
-            let _ = a.chan.send(&Msg::SealFailed(e.to_string()));
+            if a.chan.send(&Msg::SealFailed(e.to_string())).is_ok() {
+                a.chan.drain_until_closed();
+            }
             // SAFETY: leave the forked copy without running the runtime's destructors.
             unsafe { libc::_exit(127) }
         }
