@@ -80,6 +80,13 @@ impl Drop for Cleanup<'_> {
 
 pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Created> {
     crate::util::trace("create: start");
+    // CVE-2019-5736 (selfexe.rs): whatever this process forks into the container must run
+    // from a sealed view of the binary. A helper thread makes the view while this one parses
+    // the bundle (see `Ahead`).
+    let want_view = rt.seal && !selfexe::is_sealed();
+    let mut ahead = want_view
+        .then(|| Ahead::start(rt.root.clone()))
+        .transpose()?;
     let Bundle {
         dir: bundle,
         spec,
@@ -93,26 +100,34 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
     let ns = NsPlan::from_spec(&spec)?;
     crate::util::trace("create: bundle loaded");
     let single = ns.single_clone();
-    // CVE-2019-5736 (selfexe.rs): whatever this process forks into the container must run
-    // from a sealed view of the binary. The init switches to it first thing (init.rs), with
-    // a plan and a view made here before the clone: a fork has no page of the binary mapped
-    // yet, so its switch costs a few system calls. This process itself stays as it is, like
-    // runc's (only `runc init` runs from a sealed copy): it is never in the container's pid
-    // namespace. Except when the container shares the host's pid namespace, where it could
-    // see this process (or with PODRUN_SEAL=early): then this process seals itself now and
-    // the init inherits that (in place; where that cannot be done, Error::Reexec: the command
-    // starts again from the view, nothing was made yet).
-    let seal_init = rt.seal
-        && !selfexe::is_sealed()
-        && if selfexe::early_only()
-            || rt.seal_early.get()
-            || (!ns.new_pid() && ns.pid_join.is_none())
+    // A new network namespace is the costliest part of the clone. Without a user namespace
+    // to own it, a helper thread on the other CPU makes it while this one makes the cgroups
+    // (cpu_helper.rs), and the init enters it first thing (netns_ahead.rs). With a user
+    // namespace the init's own clone creates it, so that namespace owns it.
+    let net_ahead = single
+        && !ns.new_user()
+        && ns.user_join.is_none()
+        && ns.new.contains(CloneFlags::CLONE_NEWNET);
+    // The init switches to the view first thing (init.rs), with a plan made here before the
+    // clone: a fork has no page of the binary mapped yet, so its switch costs a few system
+    // calls. This process itself stays as it is, like runc's (only `runc init` runs from a
+    // sealed copy): it is never in the container's pid namespace. Except when the container
+    // shares the host's pid namespace, where it could see this process (or with
+    // PODRUN_SEAL=early): then this process seals itself now and the init inherits that (in
+    // place; where that cannot be done, Error::Reexec: the command starts again from the
+    // view, nothing was made yet).
+    let mut seal_init = false;
+    if let Some(a) = ahead.as_mut() {
+        if selfexe::early_only() || rt.seal_early.get() || (!ns.new_pid() && ns.pid_join.is_none())
         {
-            selfexe::seal_now(&rt.root)?;
-            false
+            let a = ahead.take().expect("checked");
+            let (view, _) = a.finish(false);
+            selfexe::seal_now_with(view.expect("asked for")?)?;
         } else {
-            true
-        };
+            seal_init = true;
+            a.go_on(net_ahead);
+        }
+    }
     let dir = StateDir::create(&rt.root, &o.id)?;
     let lock = dir.lock()?;
     let mut cleanup = Cleanup {
@@ -122,25 +137,10 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
         pids: Vec::new(),
         armed: true,
     };
-    // A new network namespace is the costliest part of the clone. Without a user namespace
-    // to own it, a helper thread on the other CPU makes it while this one makes the cgroups
-    // (cpu_helper.rs), and the init enters it first thing (netns_ahead.rs). With a user
-    // namespace the init's own clone creates it, so that namespace owns it. The helper makes
-    // the init's sealed view too.
-    let net_ahead = single
-        && !ns.new_user()
-        && ns.user_join.is_none()
-        && ns.new.contains(CloneFlags::CLONE_NEWNET);
-    let helper = if net_ahead || seal_init {
-        let scratch = rt.root.clone();
-        Some(Helper::spawn(move || {
-            let view = seal_init.then(|| selfexe::sealed_view(&scratch));
-            let net = net_ahead.then(netns_ahead::new_netns);
-            (net, view)
-        })?)
-    } else {
-        None
-    };
+    // Without a view to make, a helper of its own for the network namespace.
+    let net_helper = (net_ahead && ahead.is_none())
+        .then(|| Helper::spawn(netns_ahead::new_netns))
+        .transpose()?;
     // Console: the pty master goes to --console-socket.
     let mut proxy = None;
     let console = match (&o.console_socket, terminal) {
@@ -239,20 +239,24 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
     // rest follows after the clone), then wait for it: no other thread may run at the
     // clone (the child is a copy of this one thread, and must find no lock held).
     // The init's sealing plan (it inherits this process's mappings), made while the helper
-    // works.
+    // works; then, while the network namespace is still being made, the v1 hierarchies (the
+    // rest follows after the clone). Then wait for the helper: no other thread may run at
+    // the clone (the child is a copy of this one thread, and must find no lock held).
     let seal_plan = seal_init.then(selfexe::SealPlan::new).transpose()?;
     let mut v1_made = 0;
-    let (netns, seal_view) = match helper {
-        Some(h) => {
-            if v1_later {
-                v1_made = cgroup.create_v1_while(&|| !h.is_finished())?;
-            }
-            let (net, view) = h.join();
-            crate::util::trace("create: helper done");
-            (net.transpose()?, view.transpose()?)
-        }
-        None => (None, None),
+    if v1_later && net_ahead {
+        v1_made = cgroup.create_v1_while(&|| {
+            !(ahead.as_ref().is_some_and(|a| a.is_finished())
+                || net_helper.as_ref().is_some_and(|h| h.is_finished()))
+        })?;
+    }
+    let (seal_view, net) = match ahead {
+        Some(a) => a.finish(net_ahead),
+        None => (None, net_helper.map(|h| h.join())),
     };
+    let seal_view = seal_view.transpose()?;
+    let netns = net.transpose()?;
+    crate::util::trace("create: helper done");
     let forked = clone3(
         flags.bits() as u64,
         attach.into.as_ref().map(|f| f.as_raw_fd()),
@@ -446,6 +450,61 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
         _lock: lock,
         proxy,
     })
+}
+
+/// The helper thread of a sealing create (cpu_helper.rs): it makes the sealed view of the
+/// binary while the runtime parses the bundle, then, once told the spec wants one, the new
+/// network namespace while the runtime makes the cgroups.
+struct Ahead {
+    go_net: Option<std::sync::mpsc::Sender<bool>>,
+    helper: Option<Helper<AheadOut>>,
+}
+
+/// The view, and the network namespace if asked for.
+type AheadOut = (Option<Result<OwnedFd>>, Option<Result<OwnedFd>>);
+
+impl Ahead {
+    fn start(scratch: std::path::PathBuf) -> Result<Self> {
+        let (tx, rx) = std::sync::mpsc::channel::<bool>();
+        let helper = Helper::spawn(move || {
+            let view = selfexe::sealed_view(&scratch);
+            let net = rx.recv().unwrap_or(false).then(netns_ahead::new_netns);
+            (Some(view), net)
+        })?;
+        Ok(Ahead {
+            go_net: Some(tx),
+            helper: Some(helper),
+        })
+    }
+
+    /// Tell the helper whether to make the network namespace after the view.
+    fn go_on(&mut self, net: bool) {
+        if let Some(tx) = self.go_net.take() {
+            let _ = tx.send(net);
+        }
+    }
+
+    /// Whether the helper is done (it may still be ending).
+    fn is_finished(&self) -> bool {
+        self.helper.as_ref().is_none_or(|h| h.is_finished())
+    }
+
+    /// Wait for the helper (telling it `net` if not told yet); its results.
+    fn finish(mut self, net: bool) -> AheadOut {
+        self.go_on(net);
+        match self.helper.take() {
+            Some(h) => h.join(),
+            None => (None, None),
+        }
+    }
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        // An early return: the helper must not wait for word forever before it is joined.
+        self.go_net.take();
+        self.helper.take();
+    }
 }
 
 /// The error the init reported before it went away, if it did.

@@ -85,7 +85,12 @@ pub fn seal_now(scratch: &Path) -> Result<()> {
     if is_sealed() {
         return Ok(());
     }
-    let view = sealed_view(scratch)?;
+    seal_now_with(sealed_view(scratch)?)
+}
+
+/// [`seal_now`] with a view made already (by a helper thread that has ended: no other
+/// thread may run here).
+pub fn seal_now_with(view: OwnedFd) -> Result<()> {
     if std::env::var_os("PODRUN_SEAL").as_deref() == Some(std::ffi::OsStr::new("exec")) {
         return Err(Error::Reexec(view));
     }
