@@ -158,38 +158,29 @@ fn podrun_seals_in_place_without_re_exec() {
     if !is_podrun() {
         return;
     }
-    let mut c = Ctr::new("seal-in-place");
-    c.sh("true");
-    c.rt_env.push(("PODRUN_TRACE_TIMING".into(), "1".into()));
-    let o = c.run();
-    assert!(
-        o.status.success(),
-        "run: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let err = String::from_utf8_lossy(&o.stderr);
-    // A container with its own pid namespace: the init seals itself (late sealing).
+    // `run` of `true` with stage traces; the traces.
+    fn traced_run(mut c: Ctr) -> String {
+        c.sh("true");
+        c.rt_env.push(("PODRUN_TRACE_TIMING".into(), "1".into()));
+        let o = c.run();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "run: {err}");
+        // One podrun process image: `main` is reached once, not again after a re-exec.
+        assert_eq!(err.matches(" main\n").count(), 1, "{err}");
+        err
+    }
+    // A container with its own pid namespace: the init seals itself first thing.
+    let err = traced_run(Ctr::new("seal-in-place"));
     assert!(err.contains("init: sealed"), "{err}");
     assert!(!err.contains("selfexe: sealed in place"), "{err}");
-    // One podrun process image: `main` is reached once, not again after a re-exec.
-    assert_eq!(err.matches(" main\n").count(), 1, "{err}");
 
     // Sharing the host's pid namespace, the runtime seals itself before the clone.
     let mut c = Ctr::new("seal-in-place-hostpid");
-    c.sh("true");
     let ns = c.config["linux"]["namespaces"].as_array_mut().unwrap();
     ns.retain(|n| n["type"] != "pid");
-    c.rt_env.push(("PODRUN_TRACE_TIMING".into(), "1".into()));
-    let o = c.run();
-    assert!(
-        o.status.success(),
-        "run: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = traced_run(c);
     assert!(err.contains("selfexe: sealed in place"), "{err}");
     assert!(!err.contains("init: sealed"), "{err}");
-    assert_eq!(err.matches(" main\n").count(), 1, "{err}");
 }
 
 fn cve_2019_5736(env: Option<(&str, &str)>) {

@@ -135,52 +135,16 @@ pub fn reexec(view: OwnedFd) -> Error {
     Error::sys("re-exec podrun from its sealed view", e)
 }
 
-/// Re-exec from a read-only view of the binary unless already running from one.
-/// `scratch` is a directory podrun owns (created empty if missing) used as the overlay's
-/// second, empty lower layer. Returns only when running sealed.
+/// Seal this process (in place, else by executing it again from the view) unless already
+/// running from a read-only view. `scratch` is a directory podrun owns (created empty if
+/// missing) used as the overlay's second, empty lower layer. Returns only when running
+/// sealed.
 pub fn ensure_sealed(scratch: &Path) -> Result<()> {
-    if is_sealed() {
-        return Ok(());
-    }
     crate::util::trace("selfexe: start");
-    let fd = match sealed_overlay(scratch) {
-        Ok(fd) => {
-            crate::util::trace("selfexe: overlay ready");
-            fd
-        }
-        Err(e) => {
-            tracing::debug!("sealed overlay unavailable ({e}); copying the binary into a memfd");
-            let fd = sealed_memfd()?;
-            crate::util::trace("selfexe: memfd copy ready");
-            fd
-        }
-    };
-    if std::env::var_os("PODRUN_SEAL").as_deref() != Some(std::ffi::OsStr::new("exec")) {
-        match seal_in_place(fd.as_raw_fd()) {
-            Ok(()) if is_sealed() => {
-                crate::util::trace("selfexe: sealed in place");
-                return Ok(());
-            }
-            Ok(()) => tracing::debug!("executable replaced but not read-only; re-executing"),
-            Err(e) => tracing::debug!("cannot switch the executable in place ({e}); re-executing"),
-        }
+    match seal_now(scratch) {
+        Err(Error::Reexec(view)) => Err(reexec(view)),
+        r => r,
     }
-    let args: Vec<CString> = std::env::args_os()
-        .map(|a| {
-            CString::new(a.into_encoded_bytes()).map_err(|_| Error::Other("NUL in argument".into()))
-        })
-        .collect::<Result<_>>()?;
-    let env: Vec<CString> = std::env::vars_os()
-        .filter_map(|(k, v)| {
-            let mut b = k.into_encoded_bytes();
-            b.push(b'=');
-            b.extend(v.into_encoded_bytes());
-            CString::new(b).ok()
-        })
-        .collect();
-    crate::util::trace("selfexe: sealed view ready, exec");
-    let e = execveat_empty(fd.as_raw_fd(), &args, &env);
-    Err(Error::sys("re-exec podrun from its sealed view", e))
 }
 
 /// Make `fd` (a read-only view of this binary) this process's executable without a new
