@@ -43,11 +43,6 @@ impl Runtime {
             }
             r => r?,
         };
-        // Hold the container's mount namespace: when the container ends, its mounts (~35 for
-        // runc's default spec, a dozen filesystem instances) are then torn down by a helper
-        // thread while the cgroups are removed, rather than by the exiting init before its
-        // exit status reaches us (~0.2 ms here).
-        let mnt_ns = std::fs::File::open(format!("/proc/{}/ns/mnt", c.pid)).ok();
         let proxy = match c.proxy.take() {
             Some(p) => Some(p.start()?),
             None => None,
@@ -79,12 +74,7 @@ impl Runtime {
             p.finish();
         }
         drop(c._lock);
-        let unmount = mnt_ns.and_then(|f| crate::cpu_helper::Helper::spawn(move || drop(f)).ok());
-        let destroyed = self.destroy(&c.dir, &c.record);
-        if let Some(h) = unmount {
-            h.join();
-        }
-        destroyed?;
+        self.destroy(&c.dir, &c.record)?;
         crate::util::trace("run: destroyed");
         Ok(code)
     }
