@@ -235,9 +235,6 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
     } else {
         cgroup.self_attach()?
     };
-    // While the network namespace is still being made, start on the v1 hierarchies (the
-    // rest follows after the clone), then wait for it: no other thread may run at the
-    // clone (the child is a copy of this one thread, and must find no lock held).
     // The init's sealing plan (it inherits this process's mappings), made while the helper
     // works; then, while the network namespace is still being made, the v1 hierarchies (the
     // rest follows after the clone). Then wait for the helper: no other thread may run at
