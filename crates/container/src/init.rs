@@ -32,7 +32,7 @@ pub(crate) struct InitArgs<'a> {
     /// The v1 hierarchies the child enters later, after `Msg::CgroupReady` (the runtime
     /// creates them meanwhile), at the cgroup gate (see `RootfsOptions::cgroup_gate`).
     pub v1_later: Option<&'a podrun_cgroups::Cgroup>,
-    /// A new network namespace the runtime made for the init (create.rs, `spawn_netns`),
+    /// A new network namespace the runtime had a helper thread make (netns_ahead.rs),
     /// entered first thing.
     pub netns: Option<RawFd>,
     /// The plan and the descriptor for switching to the sealed view of the binary, first
