@@ -161,9 +161,9 @@ fn seal_in_place(fd: RawFd) -> Result<()> {
 
 /// What switching this process's executable in place takes (see `seal_in_place`), worked
 /// out ahead: a forked child inherits the same mappings, so a runtime can plan for its
-/// container's init and the init only applies it (`create.rs`, late sealing). Reads
-/// /proc/self/stat and /proc/self/maps, which the init may no longer see once it has
-/// changed its root.
+/// container's init and the init only applies it, first thing after the clone
+/// (`create.rs`, `init.rs`). Reads /proc/self/stat and /proc/self/maps, so the init needs no
+/// /proc of its own.
 pub struct SealPlan {
     stat: String,
     threads: u64,
