@@ -147,9 +147,11 @@ fn run_cli() -> ! {
     std::process::exit(code);
 }
 
-/// Commands that put a process into a container re-execute podrun from a sealed view of
-/// its binary first (CVE-2019-5736; see crates/container/src/selfexe.rs). Doing it before
-/// clap parses anything saves that work in the process that is thrown away.
+/// `exec` seals podrun against CVE-2019-5736 before anything else (see
+/// crates/container/src/selfexe.rs): where that means executing podrun again, clap has
+/// parsed nothing in the process that is thrown away. `create` and `run` seal once they
+/// know the spec (crates/container/src/create.rs); a pod create forks nothing into a
+/// container itself and starts its supervisor from a sealed view (pod_cmd::start_pod).
 fn early_seal() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut root = std::env::var("PODRUN_ROOT").unwrap_or_else(|_| "/run/podrun".into());
@@ -168,11 +170,6 @@ fn early_seal() {
             }
             _ if a.starts_with("--root=") => root = a["--root=".len()..].to_string(),
             _ if a.starts_with('-') => {}
-            // A pod create forks nothing into a container itself: its supervisor
-            // is started from a sealed view instead (pod_cmd::start_pod).
-            "create" if pod_cmd::is_pod_invocation(&args) => return,
-            // create and run decide themselves, once they know the spec: the container's
-            // init seals itself where it can (crates/container/src/create.rs).
             "exec" => {
                 if let Err(e) =
                     podrun_container::selfexe::ensure_sealed(std::path::Path::new(&root))

@@ -105,15 +105,7 @@ fn cve_2019_5736_through_the_init_entrypoint() {
         }
         let rt = runtime();
         let sha_before = sha256(&rt);
-        let mut c = Ctr::new("cve-5736-init");
-        if let Some((k, v)) = env {
-            c.rt_env.push((k.into(), v.into()));
-        }
-        let shared = c.dir.join("shared");
-        fs::create_dir(&shared).unwrap();
-        c.bind(&shared, "/shared", false);
-        fs::write(c.rootfs.join("evil"), "#!/proc/self/exe --help\n").unwrap();
-        fs::set_permissions(c.rootfs.join("evil"), fs::Permissions::from_mode(0o755)).unwrap();
+        let (mut c, shared) = evil_container("cve-5736-init", env);
         c.args(&["/evil"]);
         c.save();
         // The init's stdout: a full pipe, so the runtime binary it runs blocks there.
@@ -183,12 +175,10 @@ fn podrun_seals_in_place_without_re_exec() {
     assert!(!err.contains("init: sealed"), "{err}");
 }
 
-fn cve_2019_5736(env: Option<(&str, &str)>) {
-    let rt = runtime();
-    let sha_before = sha256(&rt);
-    let mtime_before = fs::metadata(&rt).unwrap().mtime_nsec();
-
-    let mut c = Ctr::new("cve-2019-5736");
+/// A container for the CVE-2019-5736 tests: `env` for the runtime, a host directory
+/// shared at /shared (returned), and /evil, a script whose interpreter is /proc/self/exe.
+fn evil_container(name: &str, env: Option<(&str, &str)>) -> (Ctr, std::path::PathBuf) {
+    let mut c = Ctr::new(name);
     if let Some((k, v)) = env {
         c.rt_env.push((k.into(), v.into()));
     }
@@ -198,6 +188,15 @@ fn cve_2019_5736(env: Option<(&str, &str)>) {
     let evil = c.rootfs.join("evil");
     fs::write(&evil, "#!/proc/self/exe --help\n").unwrap();
     fs::set_permissions(&evil, fs::Permissions::from_mode(0o755)).unwrap();
+    (c, shared)
+}
+
+fn cve_2019_5736(env: Option<(&str, &str)>) {
+    let rt = runtime();
+    let sha_before = sha256(&rt);
+    let mtime_before = fs::metadata(&rt).unwrap().mtime_nsec();
+
+    let (mut c, shared) = evil_container("cve-2019-5736", env);
     c.sh(SCANNER);
     c.create();
     c.start();

@@ -116,7 +116,6 @@ impl Channel {
         Ok(self.recv_full()?.map(|(m, pid, _)| (m, pid)))
     }
 
-    /// Receive one message and the descriptors sent with it (close-on-exec).
     /// After reporting a failure: read (and drop) whatever the runtime still sends until it
     /// closes its end or goes away. A socket closed with unread data resets the peer's next
     /// receive (ECONNRESET) before it reads our last message; the runtime ends this process
@@ -125,6 +124,7 @@ impl Channel {
         while let Ok(Some(_)) = self.recv_fds() {}
     }
 
+    /// Receive one message and the descriptors sent with it (close-on-exec).
     pub fn recv_fds(&self) -> Result<Option<(Msg, Vec<OwnedFd>)>> {
         Ok(self.recv_full()?.map(|(m, _, fds)| (m, fds)))
     }

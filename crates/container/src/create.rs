@@ -35,7 +35,8 @@ pub(crate) struct Created {
     pub dir: StateDir,
     pub _lock: Flock<File>,
     pub proxy: Option<crate::tty::Proxy>,
-    /// The late-sealing init's view of the binary (see `create`).
+    /// The sealed view of the binary the init switched to (see `create`): kept open until
+    /// the user program runs, so its overlay is torn down here, not in the init's execve.
     pub seal_view: Option<OwnedFd>,
 }
 
@@ -78,7 +79,14 @@ impl Drop for Cleanup<'_> {
     }
 }
 
-pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Created> {
+/// `seal_runtime`: this process seals itself before the clone, whatever the spec (after an
+/// init could not seal itself; see lifecycle.rs).
+pub(crate) fn create(
+    rt: &Runtime,
+    o: &CreateOptions,
+    mode: Mode,
+    seal_runtime: bool,
+) -> Result<Created> {
     crate::util::trace("create: start");
     // CVE-2019-5736 (selfexe.rs): whatever this process forks into the container must run
     // from a sealed view of the binary. A helper thread makes the view while this one parses
@@ -116,17 +124,16 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
     // PODRUN_SEAL=early): then this process seals itself now and the init inherits that (in
     // place; where that cannot be done, Error::Reexec: the command starts again from the
     // view, nothing was made yet).
-    let mut seal_init = false;
-    if let Some(a) = ahead.as_mut() {
-        if selfexe::early_only() || rt.seal_early.get() || (!ns.new_pid() && ns.pid_join.is_none())
-        {
-            let a = ahead.take().expect("checked");
-            let (view, _) = a.finish(false);
-            selfexe::seal_now_with(view.expect("asked for")?)?;
-        } else {
-            seal_init = true;
-            a.go_on(net_ahead);
+    let seal_runtime =
+        seal_runtime || selfexe::early_only() || (!ns.new_pid() && ns.pid_join.is_none());
+    let seal_init = ahead.is_some() && !seal_runtime;
+    if seal_runtime {
+        if let Some(a) = ahead.take() {
+            selfexe::seal_now_with(a.finish(false).0?)?;
         }
+    }
+    if let Some(a) = ahead.as_mut() {
+        a.go_on(net_ahead);
     }
     let dir = StateDir::create(&rt.root, &o.id)?;
     let lock = dir.lock()?;
@@ -248,10 +255,12 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
         })?;
     }
     let (seal_view, net) = match ahead {
-        Some(a) => a.finish(net_ahead),
+        Some(a) => {
+            let (view, net) = a.finish(net_ahead);
+            (Some(view?), net)
+        }
         None => (None, net_helper.map(|h| h.join())),
     };
-    let seal_view = seal_view.transpose()?;
     let netns = net.transpose()?;
     crate::util::trace("create: helper done");
     let forked = clone3(
@@ -333,22 +342,24 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
         cgroup: Some(cgroup.clone()),
         spec: crate::state::StoredSpec::new(&spec)?,
     };
-    // The init of a single clone is the child itself: its state file (and pid file) are
-    // written while it sets up, and put in place once it is ready.
-    let ahead = if single {
-        record.start_time = util::proc_stat(child_pid)
-            .map(|s| s.start_time)
-            .unwrap_or(0);
-        let state = dir.prepare_save(&record)?;
-        let pid_file = match &o.pid_file {
-            Some(p) => Some(util::PendingWrite::new(
-                p,
-                child_pid.to_string().as_bytes(),
-            )?),
-            None => None,
-        };
+    // The state file and the pid file, written beside their places; renamed into place once
+    // the init is ready. The init of a single clone is the child itself: they are written
+    // while it sets up.
+    let write_state = |record: &mut Record, pid: i32| -> Result<_> {
+        record.pid = pid;
+        record.start_time = util::proc_stat(pid).map(|s| s.start_time).unwrap_or(0);
+        let state = dir.prepare_save(record)?;
+        let pid_file = o
+            .pid_file
+            .as_ref()
+            .map(|p| util::PendingWrite::new(p, pid.to_string().as_bytes()))
+            .transpose()?;
+        Ok((state, pid_file))
+    };
+    let written_ahead = if single {
+        let w = write_state(&mut record, child_pid)?;
         crate::util::trace("create: state written ahead");
-        Some((state, pid_file))
+        Some(w)
     } else {
         None
     };
@@ -409,22 +420,14 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
             }
         }
     }
-    record.pid = init_pid;
     crate::util::trace("create: init ready");
-    match ahead {
-        Some((state, pid_file)) if init_pid == child_pid => {
-            state.commit()?;
-            if let Some(p) = pid_file {
-                p.commit()?;
-            }
-        }
-        _ => {
-            record.start_time = util::proc_stat(init_pid).map(|s| s.start_time).unwrap_or(0);
-            dir.save(&record)?;
-            if let Some(p) = &o.pid_file {
-                util::write_atomic(p, init_pid.to_string().as_bytes())?;
-            }
-        }
+    let (state, pid_file) = match written_ahead {
+        Some(w) if init_pid == child_pid => w,
+        _ => write_state(&mut record, init_pid)?,
+    };
+    state.commit()?;
+    if let Some(p) = pid_file {
+        p.commit()?;
     }
     crate::util::trace("create: state saved");
     // The init is ours as long as it is a direct child (single clone); the intermediate of the
@@ -453,12 +456,14 @@ pub(crate) fn create(rt: &Runtime, o: &CreateOptions, mode: Mode) -> Result<Crea
 /// binary while the runtime parses the bundle, then, once told the spec wants one, the new
 /// network namespace while the runtime makes the cgroups.
 struct Ahead {
+    // Declared first, so dropped first: on an early return the helper stops waiting for
+    // word before it is joined (Helper's drop).
     go_net: Option<std::sync::mpsc::Sender<bool>>,
-    helper: Option<Helper<AheadOut>>,
+    helper: Helper<AheadOut>,
 }
 
 /// The view, and the network namespace if asked for.
-type AheadOut = (Option<Result<OwnedFd>>, Option<Result<OwnedFd>>);
+type AheadOut = (Result<OwnedFd>, Option<Result<OwnedFd>>);
 
 impl Ahead {
     fn start(scratch: std::path::PathBuf) -> Result<Self> {
@@ -466,11 +471,11 @@ impl Ahead {
         let helper = Helper::spawn(move || {
             let view = selfexe::sealed_view(&scratch);
             let net = rx.recv().unwrap_or(false).then(netns_ahead::new_netns);
-            (Some(view), net)
+            (view, net)
         })?;
         Ok(Ahead {
             go_net: Some(tx),
-            helper: Some(helper),
+            helper,
         })
     }
 
@@ -483,24 +488,13 @@ impl Ahead {
 
     /// Whether the helper is done (it may still be ending).
     fn is_finished(&self) -> bool {
-        self.helper.as_ref().is_none_or(|h| h.is_finished())
+        self.helper.is_finished()
     }
 
     /// Wait for the helper (telling it `net` if not told yet); its results.
     fn finish(mut self, net: bool) -> AheadOut {
         self.go_on(net);
-        match self.helper.take() {
-            Some(h) => h.join(),
-            None => (None, None),
-        }
-    }
-}
-
-impl Drop for Ahead {
-    fn drop(&mut self) {
-        // An early return: the helper must not wait for word forever before it is joined.
-        self.go_net.take();
-        self.helper.take();
+        self.helper.join()
     }
 }
 

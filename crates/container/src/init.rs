@@ -134,7 +134,7 @@ fn run(a: &InitArgs) -> Result<Never> {
         // the binary (and so does whatever its execve would take from /proc/self/exe). A
         // fresh fork has no page of the binary mapped yet: the switch is a few calls.
         // PODRUN_SEAL=init-fails: a test's stand-in for a kernel that refuses the switch.
-        let r = if std::env::var_os("PODRUN_SEAL").is_some_and(|v| v == "init-fails") {
+        let r = if crate::selfexe::seal_knob_is(&["init-fails"]) {
             Err(Error::Other("PODRUN_SEAL=init-fails".into()))
         } else {
             plan.apply(view)

@@ -52,9 +52,6 @@ pub struct Runtime {
     /// selfexe.rs). The CLI seals; a library caller (the pod supervisor, forked from an
     /// already sealed podrun) turns it off with [`Runtime::in_process`].
     pub seal: bool,
-    /// Seal this process before the clone rather than have the init seal itself (set after
-    /// an init could not; see create.rs).
-    pub(crate) seal_early: std::cell::Cell<bool>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -94,7 +91,6 @@ impl Runtime {
         Runtime {
             root: root.to_path_buf(),
             seal: true,
-            seal_early: std::cell::Cell::new(false),
         }
     }
 
@@ -104,7 +100,6 @@ impl Runtime {
         Runtime {
             root: root.to_path_buf(),
             seal: false,
-            seal_early: std::cell::Cell::new(false),
         }
     }
 

@@ -39,7 +39,7 @@ impl Runtime {
                 if let Some(f) = fwd {
                     f.restore_mask();
                 }
-                return reexec_if_asked(Err(Error::Reexec(view)));
+                return Err(crate::selfexe::reexec(view));
             }
             r => r?,
         };
@@ -90,11 +90,10 @@ impl Runtime {
     /// create.rs, once more with the runtime sealing itself if the init could not (its
     /// first attempt was undone completely).
     fn create_sealed(&self, o: &CreateOptions, mode: Mode) -> Result<create::Created> {
-        match create::create(self, o, mode) {
+        match create::create(self, o, mode, false) {
             Err(Error::InitSeal(e)) => {
                 tracing::debug!("the init could not seal itself ({e}); sealing podrun instead");
-                self.seal_early.set(true);
-                create::create(self, o, mode)
+                create::create(self, o, mode, true)
             }
             r => r,
         }

@@ -43,13 +43,7 @@ pub fn sealed_exe(scratch: &Path) -> Result<Option<OwnedFd>> {
     if is_sealed() {
         return Ok(None);
     }
-    match sealed_overlay(scratch) {
-        Ok(fd) => Ok(Some(fd)),
-        Err(e) => {
-            tracing::debug!("sealed overlay unavailable ({e}); copying the binary into a memfd");
-            sealed_memfd().map(Some)
-        }
-    }
+    sealed_view(scratch).map(Some)
 }
 
 /// A read-only view of this binary: the sealed overlay, else a sealed memfd copy.
@@ -68,15 +62,21 @@ pub fn sealed_view(scratch: &Path) -> Result<OwnedFd> {
     }
 }
 
+/// Whether `PODRUN_SEAL` is one of `values`. The knob, for tests and odd kernels:
+/// `early` seals podrun itself before a clone instead of leaving it to the container's init,
+/// `exec` does that by executing podrun again from the view (the fallback path), and
+/// `init-fails` makes the init report that it could not seal itself (init.rs).
+pub(crate) fn seal_knob_is(values: &[&str]) -> bool {
+    std::env::var_os("PODRUN_SEAL")
+        .as_deref()
+        .and_then(|v| v.to_str())
+        .is_some_and(|v| values.contains(&v))
+}
+
 /// `PODRUN_SEAL=exec` or `early`: always seal this process itself before a clone (never
 /// leave it to the container's init).
 pub fn early_only() -> bool {
-    matches!(
-        std::env::var_os("PODRUN_SEAL")
-            .as_deref()
-            .and_then(|v| v.to_str()),
-        Some("exec" | "early")
-    )
+    seal_knob_is(&["exec", "early"])
 }
 
 /// Seal this process now, in place; where that cannot be done, `Error::Reexec` hands the
@@ -91,7 +91,7 @@ pub fn seal_now(scratch: &Path) -> Result<()> {
 /// [`seal_now`] with a view made already (by a helper thread that has ended: no other
 /// thread may run here).
 pub fn seal_now_with(view: OwnedFd) -> Result<()> {
-    if std::env::var_os("PODRUN_SEAL").as_deref() == Some(std::ffi::OsStr::new("exec")) {
+    if seal_knob_is(&["exec"]) {
         return Err(Error::Reexec(view));
     }
     match seal_in_place(view.as_raw_fd()) {
