@@ -274,9 +274,12 @@ fn concurrent_creates_same_id_exactly_one_wins() {
         .map(|ch| wait_child(ch, "concurrent create", CMD_TIMEOUT))
         .filter(|st| st.success())
         .count();
+    let errs: Vec<String> = (0..4)
+        .map(|i| fs::read_to_string(c.dir.join(format!("race-{i}.err"))).unwrap_or_default())
+        .collect();
     assert_eq!(
         wins, 1,
-        "exactly one concurrent create of the same id must succeed"
+        "exactly one concurrent create of the same id must succeed; stderr: {errs:#?}"
     );
     assert_eq!(c.status(), "created");
     // only one container's processes exist in the cgroup
