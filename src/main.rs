@@ -74,7 +74,9 @@ pub enum Command {
 /// The process entry point (see the module documentation).
 #[cfg(not(test))]
 #[no_mangle]
-pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+pub extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
+    // SAFETY: the C runtime's argc and argv, which live as long as the process.
+    unsafe { podrun_container::util::set_args(argc, argv) };
     ensure_std_fds();
     run_cli()
 }
@@ -106,9 +108,9 @@ fn run_cli() -> ! {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     podrun_container::util::trace("main");
     early_seal();
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<String> = podrun_container::util::args().into_iter().skip(1).collect();
     if pod_cmd::is_pod_invocation(&args) {
-        let cli = pod_cmd::PodCli::parse();
+        let cli = pod_cmd::PodCli::parse_from(podrun_container::util::args_os());
         let _guard = match logging::init(&cli.global) {
             Ok(g) => g,
             Err(e) => {
@@ -128,7 +130,8 @@ fn run_cli() -> ! {
     // The hot OCI commands skip building clap's command tree (see fast_cli.rs); anything
     // the fast parser does not accept verbatim is parsed by clap as before.
     let env_root = std::env::var("PODRUN_ROOT").ok();
-    let cli = fast_cli::parse(&args, env_root.as_deref()).unwrap_or_else(Cli::parse);
+    let cli = fast_cli::parse(&args, env_root.as_deref())
+        .unwrap_or_else(|| Cli::parse_from(podrun_container::util::args_os()));
     podrun_container::util::trace("cli parsed");
     let _guard = match logging::init(&cli.global) {
         Ok(g) => g,
@@ -153,7 +156,7 @@ fn run_cli() -> ! {
 /// know the spec (crates/container/src/create.rs); a pod create forks nothing into a
 /// container itself and starts its supervisor from a sealed view (pod_cmd::start_pod).
 fn early_seal() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<String> = podrun_container::util::args().into_iter().skip(1).collect();
     let mut root = std::env::var("PODRUN_ROOT").unwrap_or_else(|_| "/run/podrun".into());
     let mut i = 0;
     while i < args.len() {

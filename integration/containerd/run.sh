@@ -4,7 +4,7 @@
 #
 # Usage: integration/containerd/run.sh
 # Env:   RUNTIME  runtime binary under test (default: runc on PATH; for podrun
-#                 use RUNTIME=target/x86_64-unknown-linux-gnu/release/podrun)
+#                 use RUNTIME=target/x86_64-unknown-linux-musl/release/podrun)
 #        KEEP=1   keep the work directory (logs) after the run
 # Starts a private containerd (own socket, root, state, config; CRI plugin
 # and CNI off; overlayfs snapshotter), imports a busybox image built from

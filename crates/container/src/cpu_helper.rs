@@ -49,14 +49,16 @@ impl<T: Send + 'static> Helper<T> {
         let r = unsafe {
             let mut attr: libc::pthread_attr_t = std::mem::zeroed();
             let mut r = libc::pthread_attr_init(&mut attr);
-            let mut thread: libc::pthread_t = 0;
+            let mut thread: libc::pthread_t = std::mem::zeroed();
             if r == 0 {
                 libc::pthread_attr_setstacksize(&mut attr, 256 * 1024);
-                if let Some(set) = other_cpus() {
+                let cpus = other_cpus();
+                #[cfg(target_env = "gnu")]
+                if let Some(set) = &cpus {
                     libc::pthread_attr_setaffinity_np(
                         &mut attr,
                         std::mem::size_of::<libc::cpu_set_t>(),
-                        &set,
+                        set,
                     );
                 }
                 r = libc::pthread_create(
@@ -65,6 +67,16 @@ impl<T: Send + 'static> Helper<T> {
                     trampoline::<T>,
                     slot as *mut libc::c_void,
                 );
+                // musl has no affinity attribute: the new thread is moved right away, while
+                // it waits for its first turn (a queued task migrates at once).
+                #[cfg(not(target_env = "gnu"))]
+                if let (0, Some(set)) = (r, &cpus) {
+                    libc::pthread_setaffinity_np(
+                        thread,
+                        std::mem::size_of::<libc::cpu_set_t>(),
+                        set,
+                    );
+                }
                 libc::pthread_attr_destroy(&mut attr);
             }
             (r, thread)

@@ -5,8 +5,14 @@ use oci_spec::runtime::{PosixRlimit, PosixRlimitType};
 
 use crate::error::{Error, Result};
 
+/// setrlimit's resource argument: an enum type in glibc, an int in musl.
+#[cfg(target_env = "gnu")]
+pub type Resource = libc::__rlimit_resource_t;
+#[cfg(not(target_env = "gnu"))]
+pub type Resource = libc::c_int;
+
 /// The kernel resource number of an OCI rlimit type.
-pub fn resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
+pub fn resource(t: PosixRlimitType) -> Resource {
     match t {
         PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
         PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,

@@ -62,8 +62,8 @@ impl RootfsOptions<'_> {
     }
 }
 
-const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
-const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+const CGROUP2_SUPER_MAGIC: nix::sys::statfs::FsType = nix::sys::statfs::CGROUP2_SUPER_MAGIC;
+const PROC_SUPER_MAGIC: nix::sys::statfs::FsType = nix::sys::statfs::PROC_SUPER_MAGIC;
 
 fn mnt(
     src: Option<&Path>,
@@ -533,7 +533,7 @@ fn mount_entry(o: &RootfsOptions, m: &Mount, opts: &MountOptions, is_bind: bool)
             o.bundle.join(source)
         };
         let src_is_proc = statfs(&src)
-            .map(|s| s.filesystem_type().0 == PROC_SUPER_MAGIC)
+            .map(|s| s.filesystem_type() == PROC_SUPER_MAGIC)
             .unwrap_or(false);
         check_proc_mount(o.rootfs, &target, fstype, true, src_is_proc)?;
         bind_mount(&src, &target, opts)?;
@@ -719,7 +719,7 @@ fn mount_setattr_recursive(target: &Path, set: u64, clear: u64) -> Result<()> {
 
 fn host_is_cgroup2() -> bool {
     statfs("/sys/fs/cgroup")
-        .map(|s| s.filesystem_type().0 == CGROUP2_SUPER_MAGIC)
+        .map(|s| s.filesystem_type() == CGROUP2_SUPER_MAGIC)
         .unwrap_or(false)
 }
 

@@ -113,7 +113,8 @@ pub fn seal_now_with(view: OwnedFd) -> Result<()> {
 /// Execute this command again (same arguments and environment) from `view`. Returns only
 /// on failure.
 pub fn reexec(view: OwnedFd) -> Error {
-    let args: Result<Vec<CString>> = std::env::args_os()
+    let args: Result<Vec<CString>> = crate::util::args_os()
+        .into_iter()
         .map(|a| {
             CString::new(a.into_encoded_bytes()).map_err(|_| Error::Other("NUL in argument".into()))
         })

@@ -201,6 +201,49 @@ pub fn process_alive(pid: i32, start_time: u64) -> bool {
     }
 }
 
+/// The command line as the C `main` received it (see [`set_args`]).
+static ARGS: std::sync::OnceLock<Vec<std::ffi::OsString>> = std::sync::OnceLock::new();
+
+/// Record the command line from the C `main`'s `argv`. podrun has its own C `main`
+/// (src/main.rs), so std's runtime start never runs: glibc hands the arguments to std
+/// anyway (through `.init_array`), musl does not, and `std::env::args` would be empty.
+///
+/// # Safety
+/// `argv` holds `argc` pointers to NUL-terminated strings that live for the process.
+pub unsafe fn set_args(argc: libc::c_int, argv: *const *const libc::c_char) {
+    use std::os::unix::ffi::OsStrExt;
+    let n = usize::try_from(argc).unwrap_or(0);
+    let v = (0..n)
+        .map(|i| {
+            // SAFETY: i < argc, and each argv[i] is a C string (the caller's promise).
+            let p = unsafe { *argv.add(i) };
+            if p.is_null() {
+                return std::ffi::OsString::new();
+            }
+            // SAFETY: as above.
+            let c = unsafe { std::ffi::CStr::from_ptr(p) };
+            std::ffi::OsStr::from_bytes(c.to_bytes()).to_os_string()
+        })
+        .collect();
+    let _ = ARGS.set(v);
+}
+
+/// The command line, argv[0] first: what [`set_args`] recorded, else std's.
+pub fn args_os() -> Vec<std::ffi::OsString> {
+    match ARGS.get() {
+        Some(a) => a.clone(),
+        None => std::env::args_os().collect(),
+    }
+}
+
+/// [`args_os`] as strings (a non-UTF-8 argument is converted lossily).
+pub fn args() -> Vec<String> {
+    args_os()
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
+
 /// `PODRUN_TRACE_TIMING=1`: print "<µs since boot> <pid> <stage>" lines to stderr, to find
 /// where a container start spends its time (see docs/benchmarks.md).
 pub fn trace(stage: &str) {

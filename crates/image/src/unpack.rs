@@ -474,7 +474,7 @@ fn process_umask() -> u32 {
 fn set_fd_times(f: &fs::File, mtime: u64) {
     use std::os::fd::AsRawFd;
     let ts = libc::timespec {
-        tv_sec: mtime as libc::time_t,
+        tv_sec: mtime as _,
         tv_nsec: 0,
     };
     let times = [ts, ts];
@@ -507,7 +507,7 @@ fn mknod(p: &Path, mode: u32, major: u32, minor: u32) -> io::Result<()> {
 fn set_times(p: &Path, mtime: u64, nofollow: bool) {
     let Ok(c) = cpath(p) else { return };
     let ts = libc::timespec {
-        tv_sec: mtime as libc::time_t,
+        tv_sec: mtime as _,
         tv_nsec: 0,
     };
     let times = [ts, ts];

@@ -339,9 +339,13 @@ pub fn trim_text() {
         // drops its PTEs and the next access refaults the same bytes.
         unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED) };
     }
-    // Heap: hand freed start-up memory (parsed manifests, image configs) back.
+    // Heap: hand freed start-up memory (parsed manifests, image configs) back (glibc keeps
+    // it; musl's allocator returns freed pages by itself).
     // SAFETY: malloc_trim only releases free chunks; the supervisor is single-threaded.
-    unsafe { libc::malloc_trim(0) };
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        libc::malloc_trim(0)
+    };
     // Stack: the deep start-up call chains are over; drop the pages below the
     // current frame (one page kept for the red zone and this call's callees).
     let here = 0u8;

@@ -481,7 +481,7 @@ unsafe fn pause_child(
             ifr.ifr_name[i] = *c as libc::c_char;
         }
         ifr.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-        if libc::ioctl(s, libc::SIOCSIFFLAGS, &mut ifr) != 0 {
+        if libc::ioctl(s, libc::SIOCSIFFLAGS as _, &mut ifr) != 0 {
             report(wr, 4, errno());
         }
         libc::close(s);
