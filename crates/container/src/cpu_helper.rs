@@ -11,12 +11,15 @@
 //! copies only the calling thread, and must find no lock held by another.
 
 use crate::error::{Error, Result};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 struct Slot<T> {
     work: Option<Box<dyn FnOnce() -> T + Send>>,
     out: Option<T>,
     done: AtomicBool,
+    /// Set (and woken) by the creator once it no longer needs the thread's id (see spawn):
+    /// until then the finished thread does not exit.
+    may_exit: AtomicU32,
 }
 
 pub(crate) struct Helper<T: Send + 'static> {
@@ -26,14 +29,35 @@ pub(crate) struct Helper<T: Send + 'static> {
 }
 
 extern "C" fn trampoline<T>(arg: *mut libc::c_void) -> *mut libc::c_void {
-    // SAFETY: `arg` is the Slot the spawning Helper owns and frees only after pthread_join:
-    // until `done` is set, this thread alone touches `work` and `out`.
-    let slot = unsafe { &mut *(arg as *mut Slot<T>) };
-    if let Some(work) = slot.work.take() {
-        slot.out = Some(work());
+    let slot = arg as *mut Slot<T>;
+    // SAFETY: `slot` is the Slot the spawning Helper owns and frees only after pthread_join.
+    // Until `done` is set, this thread alone touches `work` and `out` (through the raw
+    // pointer: the creator only reads the atomics meanwhile).
+    unsafe {
+        if let Some(work) = (*slot).work.take() {
+            (*slot).out = Some(work());
+        }
+        (*slot).done.store(true, Ordering::Release);
+        let may_exit = &(*slot).may_exit;
+        while may_exit.load(Ordering::Acquire) == 0 {
+            futex(may_exit, libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG, 0);
+        }
     }
-    slot.done.store(true, Ordering::Release);
     std::ptr::null_mut()
+}
+
+/// futex(2) on `word` (private): FUTEX_WAIT while it holds `val`, or FUTEX_WAKE.
+fn futex(word: &AtomicU32, op: libc::c_int, val: u32) {
+    // SAFETY: `word` is a live, aligned u32; no timeout, no second word.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            op,
+            val,
+            std::ptr::null::<libc::timespec>(),
+        )
+    };
 }
 
 impl<T: Send + 'static> Helper<T> {
@@ -43,6 +67,7 @@ impl<T: Send + 'static> Helper<T> {
             work: Some(Box::new(work)),
             out: None,
             done: AtomicBool::new(false),
+            may_exit: AtomicU32::new(0),
         }));
         // SAFETY: a zeroed pthread_attr_t is initialised by pthread_attr_init before use and
         // destroyed right after pthread_create; `slot` stays valid until the thread is joined.
@@ -68,13 +93,28 @@ impl<T: Send + 'static> Helper<T> {
                     slot as *mut libc::c_void,
                 );
                 // musl has no affinity attribute: the new thread is moved right away, while
-                // it waits for its first turn (a queued task migrates at once).
+                // it waits for its first turn (a queued task migrates at once). The thread
+                // cannot have exited yet (it waits for `may_exit`): musl's
+                // pthread_setaffinity_np of an exited thread would apply to the caller (its
+                // id is 0 by then), and the container would inherit that mask.
+                #[cfg(test)]
+                if tests::PAUSE_AFTER_CREATE.load(Ordering::SeqCst) {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
                 #[cfg(not(target_env = "gnu"))]
                 if let (0, Some(set)) = (r, &cpus) {
                     libc::pthread_setaffinity_np(
                         thread,
                         std::mem::size_of::<libc::cpu_set_t>(),
                         set,
+                    );
+                }
+                if r == 0 {
+                    (*slot).may_exit.store(1, Ordering::Release);
+                    futex(
+                        &(*slot).may_exit,
+                        libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+                        1,
                     );
                 }
                 libc::pthread_attr_destroy(&mut attr);
@@ -173,6 +213,31 @@ mod tests {
         .unwrap();
         drop(h);
         assert!(flag.load(Ordering::SeqCst), "drop joined the thread");
+    }
+
+    /// Set by the test below: the creator sleeps between creating the thread and pinning
+    /// it, so the thread has long finished its work by then.
+    pub(super) static PAUSE_AFTER_CREATE: AtomicBool = AtomicBool::new(false);
+
+    #[test]
+    fn the_creator_keeps_its_cpus_when_the_work_ends_at_once() {
+        fn mask() -> Vec<bool> {
+            // SAFETY: as in other_cpus.
+            unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
+                (0..libc::CPU_SETSIZE as usize)
+                    .map(|c| libc::CPU_ISSET(c, &set))
+                    .collect()
+            }
+        }
+        let before = mask();
+        PAUSE_AFTER_CREATE.store(true, Ordering::SeqCst);
+        for _ in 0..5 {
+            Helper::spawn(|| ()).unwrap().join();
+            assert_eq!(mask(), before, "a helper's pinning landed on its creator");
+        }
+        PAUSE_AFTER_CREATE.store(false, Ordering::SeqCst);
     }
 
     #[test]
