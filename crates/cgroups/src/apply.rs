@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::fsio;
 use crate::plan::{plan_v1, plan_v2, Avail, Target};
 use oci_spec::runtime::LinuxResources;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 impl Cgroup {
@@ -53,6 +54,8 @@ impl Cgroup {
         for w in &plan.warnings {
             tracing::warn!(cgroup = ?self.procs_dir(), "{w}");
         }
+        // Consecutive writes to one file (devices.allow: one rule per write) share one open.
+        let mut last: Option<(PathBuf, std::fs::File)> = None;
         for w in &plan.writes {
             let Some(dir) = self.target_dir(w.target) else {
                 return Err(Error::ControllerMissing {
@@ -65,7 +68,15 @@ impl Cgroup {
                 });
             };
             let path = dir.join(&w.file);
-            if let Err(source) = fsio::write_raw(&path, &w.value) {
+            let written = match &mut last {
+                Some((p, f)) if *p == path => f.write_all(w.value.as_bytes()),
+                _ => fsio::open_for_write(&path).and_then(|mut f| {
+                    let r = f.write_all(w.value.as_bytes());
+                    last = Some((path.clone(), f));
+                    r
+                }),
+            };
+            if let Err(source) = written {
                 let hint = write_hint(&path, &w.file, &w.value, &source, dir);
                 return Err(Error::Write {
                     path,

@@ -17,8 +17,12 @@ pub(crate) fn write(path: &Path, value: &str) -> Result<()> {
 
 /// Like [`write`] but returns the raw io::Error so callers can add a hint.
 pub(crate) fn write_raw(path: &Path, value: &str) -> io::Result<()> {
-    let mut f = OpenOptions::new().write(true).open(path)?;
-    f.write_all(value.as_bytes())
+    open_for_write(path)?.write_all(value.as_bytes())
+}
+
+/// A cgroup file opened for writing (each write(2) on it is one value or rule).
+pub(crate) fn open_for_write(path: &Path) -> io::Result<std::fs::File> {
+    OpenOptions::new().write(true).open(path)
 }
 
 /// Read a cgroup file to a string.

@@ -34,6 +34,11 @@ pub enum Layout {
     V1 {
         mounts: BTreeMap<String, PathBuf>,
         unified: Option<PathBuf>,
+        /// Each v1 mount point's root within its hierarchy (mountinfo's fourth field; "/"
+        /// unless the mount shows only part of the hierarchy). Read by a container's init
+        /// for its /sys/fs/cgroup binds, instead of reading mountinfo again.
+        #[serde(default)]
+        roots: BTreeMap<PathBuf, PathBuf>,
     },
 }
 
@@ -90,6 +95,7 @@ pub fn unescape_mountinfo(s: &str) -> String {
 /// Parse mountinfo text into a layout. Pure; unit tested with fake inputs.
 pub fn parse_mountinfo(text: &str) -> std::result::Result<Layout, String> {
     let mut mounts: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut roots: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
     let mut unified: Vec<PathBuf> = Vec::new();
     for line in text.lines() {
         let Some((left, right)) = line.split_once(" - ") else {
@@ -104,6 +110,9 @@ pub fn parse_mountinfo(text: &str) -> std::result::Result<Layout, String> {
         match rf[0] {
             "cgroup2" => unified.push(mountpoint),
             "cgroup" => {
+                roots
+                    .entry(mountpoint.clone())
+                    .or_insert_with(|| PathBuf::from(unescape_mountinfo(lf[3])));
                 for opt in rf[2].split(',') {
                     let known = V1_CONTROLLERS.contains(&opt) || opt.starts_with("name=");
                     if known {
@@ -128,9 +137,12 @@ pub fn parse_mountinfo(text: &str) -> std::result::Result<Layout, String> {
     };
     let has_v1_controller = mounts.keys().any(|k| !k.starts_with("name="));
     if has_v1_controller {
+        // Only the mount points that hold a hierarchy of the layout.
+        roots.retain(|point, _| mounts.values().any(|m| m == point));
         Ok(Layout::V1 {
             mounts,
             unified: pick(&unified),
+            roots,
         })
     } else if let Some(root) = pick(&unified) {
         Ok(Layout::V2 { root })
@@ -166,7 +178,10 @@ mod tests {
     #[test]
     fn hybrid_host() {
         let l = parse_mountinfo(HYBRID).unwrap();
-        let Layout::V1 { mounts, unified } = &l else {
+        let Layout::V1 {
+            mounts, unified, ..
+        } = &l
+        else {
             panic!("{l:?}")
         };
         assert_eq!(mounts["cpu"], PathBuf::from("/sys/fs/cgroup/cpu"));
@@ -181,6 +196,27 @@ mod tests {
             Some(Path::new("/sys/fs/cgroup/unified"))
         );
         assert!(l.is_hybrid());
+    }
+
+    #[test]
+    fn v1_mount_roots_are_recorded() {
+        // A container's view: its own cgroups bind-mounted; a later second mount of the
+        // memory hierarchy is not the one the layout uses.
+        let t = "\
+32 31 0:29 /docker/abc /sys/fs/cgroup/memory ro - cgroup cgroup rw,memory
+33 31 0:30 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids
+34 31 0:29 / /mnt/mem rw - cgroup cgroup rw,memory
+";
+        let Layout::V1 { roots, mounts, .. } = parse_mountinfo(t).unwrap() else {
+            panic!()
+        };
+        assert_eq!(mounts["memory"], PathBuf::from("/sys/fs/cgroup/memory"));
+        assert_eq!(
+            roots[Path::new("/sys/fs/cgroup/memory")],
+            PathBuf::from("/docker/abc")
+        );
+        assert_eq!(roots[Path::new("/sys/fs/cgroup/pids")], PathBuf::from("/"));
+        assert!(!roots.contains_key(Path::new("/mnt/mem")));
     }
 
     #[test]
@@ -202,7 +238,10 @@ mod tests {
 34 31 0:31 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,release_agent=/lib/systemd/systemd-cgroups-agent,name=systemd
 ";
         let l = parse_mountinfo(t).unwrap();
-        let Layout::V1 { mounts, unified } = &l else {
+        let Layout::V1 {
+            mounts, unified, ..
+        } = &l
+        else {
             panic!()
         };
         assert_eq!(mounts["cpu"], mounts["cpuacct"]);

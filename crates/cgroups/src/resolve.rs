@@ -124,7 +124,9 @@ pub(crate) fn resolve_with(
     let p = parse_cgroups_path(cgroups_path, default_name)?;
     match layout {
         Layout::V2 { root } => Ok(Cgroup::new_v2(node_for(root, me.v2.as_deref(), &p, exists))),
-        Layout::V1 { mounts, unified } => {
+        Layout::V1 {
+            mounts, unified, ..
+        } => {
             let mut v1 = BTreeMap::new();
             for (ctrl, mount) in mounts {
                 if !V1_CONTROLLERS.contains(&ctrl.as_str()) {

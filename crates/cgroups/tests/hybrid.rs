@@ -260,12 +260,13 @@ fn clear_errors_for_bad_requests() {
     assert!(e.contains("systemd"), "{e}");
 
     // A v1-only layout (no cgroup2): hugetlb requested -> names the controller.
-    let Layout::V1 { mounts, .. } = layout.clone() else {
+    let Layout::V1 { mounts, roots, .. } = layout.clone() else {
         unreachable!()
     };
     let v1only = Layout::V1 {
         mounts,
         unified: None,
+        roots,
     };
     let cg = Cgroup::resolve(&v1only, Some(&unique("nohuge")), "d").unwrap();
     let _g = Cleanup(cg.clone());

@@ -137,6 +137,7 @@ pub(crate) fn create(
     }
     let dir = StateDir::create(&rt.root, &o.id)?;
     let lock = dir.lock()?;
+    crate::util::trace("create: state dir locked");
     let mut cleanup = Cleanup {
         dir: Some(&dir),
         cgroup: None,
@@ -168,11 +169,13 @@ pub(crate) fn create(
 
     // Cgroup: created and limited before the process exists.
     let layout = podrun_cgroups::detect()?;
+    crate::util::trace("create: cgroup layout read");
     let linux = spec.linux().as_ref();
     let cg_path = linux
         .and_then(|l| l.cgroups_path().as_ref())
         .map(|p| p.to_string_lossy().into_owned());
     let cgroup = podrun_cgroups::Cgroup::resolve(&layout, cg_path.as_deref(), &o.id)?;
+    crate::util::trace("create: cgroup resolved");
     // On a v1 or hybrid host the init can enter the v1 hierarchies by itself at any time (a
     // single-thread move into `tasks`), so their directories are made, and limited, while it
     // already sets up its first mounts (two CPUs at work instead of one); it enters them
@@ -254,6 +257,9 @@ pub(crate) fn create(
                 || net_helper.as_ref().is_some_and(|h| h.is_finished()))
         })?;
     }
+    if crate::util::tracing_timing() {
+        crate::util::trace(&format!("create: {v1_made} v1 dirs made ahead"));
+    }
     let (seal_view, net) = match ahead {
         Some(a) => {
             let (view, net) = a.finish(net_ahead);
@@ -317,7 +323,9 @@ pub(crate) fn create(
     crate::util::trace("create: cloned, init going");
     if v1_later {
         cgroup.create_v1_from(v1_made)?;
+        crate::util::trace("create: v1 dirs made");
         cgroup.apply(&crate::resources::effective(&spec))?;
+        crate::util::trace("create: v1 limits applied");
         let v1 = cgroup.v1_attach()?;
         let fds: Vec<_> = v1.tasks.iter().map(|(_, f)| f.as_raw_fd()).collect();
         crate::util::trace("create: v1 cgroups made");

@@ -772,29 +772,34 @@ struct V1Hierarchy {
     root: PathBuf,
 }
 
-/// The host's v1 hierarchies. In a new cgroup namespace only the mount points and
-/// controllers matter, and the runtime's cgroup layout (read before the clone, from the
-/// host's mountinfo) has them: that spares a read of this namespace's mountinfo (~0.1 ms,
-/// it grows with every mount). Otherwise the mounts' roots are needed too.
+/// The host's v1 hierarchies, from the runtime's cgroup layout (read before the clone, from
+/// the host's mountinfo): the init's own read of mountinfo cost ~0.1 ms, and it grows with
+/// every mount. Without a layout (or one without mount roots, from an older state file),
+/// from this namespace's mountinfo.
 fn host_v1_hierarchies(o: &RootfsOptions) -> Result<Vec<V1Hierarchy>> {
-    if let (true, Some(podrun_cgroups::Layout::V1 { mounts, .. })) =
-        (o.new_cgroupns, o.cgroup_layout)
-    {
-        let mut by_point: std::collections::BTreeMap<&Path, Vec<String>> = Default::default();
-        for (ctrl, point) in mounts {
-            by_point.entry(point).or_default().push(ctrl.clone());
+    if let Some(podrun_cgroups::Layout::V1 { mounts, roots, .. }) = o.cgroup_layout {
+        // In a new cgroup namespace only the mount points and controllers matter.
+        if o.new_cgroupns || !roots.is_empty() {
+            let mut by_point: std::collections::BTreeMap<&Path, Vec<String>> = Default::default();
+            for (ctrl, point) in mounts {
+                by_point.entry(point).or_default().push(ctrl.clone());
+            }
+            return Ok(by_point
+                .into_iter()
+                .map(|(point, mut controllers)| {
+                    controllers.sort();
+                    V1Hierarchy {
+                        mount_point: point.to_path_buf(),
+                        controllers,
+                        root: roots
+                            .get(point)
+                            .filter(|_| !o.new_cgroupns)
+                            .cloned()
+                            .unwrap_or_else(|| PathBuf::from("/")),
+                    }
+                })
+                .collect());
         }
-        return Ok(by_point
-            .into_iter()
-            .map(|(point, mut controllers)| {
-                controllers.sort();
-                V1Hierarchy {
-                    mount_point: point.to_path_buf(),
-                    controllers,
-                    root: PathBuf::from("/"),
-                }
-            })
-            .collect());
     }
     Ok(read_mountinfo()?
         .into_iter()
@@ -806,6 +811,40 @@ fn host_v1_hierarchies(o: &RootfsOptions) -> Result<Vec<V1Hierarchy>> {
             root: m.root,
         })
         .collect())
+}
+
+/// mount(2) per-mount flags as mount_setattr(2) attributes (set, clear), if each has one.
+fn flags_as_attrs(f: MsFlags) -> Option<(u64, u64)> {
+    use crate::mounts::*;
+    let map = [
+        (MsFlags::MS_RDONLY, MOUNT_ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
+        (MsFlags::MS_NODIRATIME, MOUNT_ATTR_NODIRATIME),
+    ];
+    let atime = MsFlags::MS_NOATIME | MsFlags::MS_STRICTATIME | MsFlags::MS_RELATIME;
+    let known = map.iter().fold(atime, |a, (m, _)| a | *m);
+    if !(f - known).is_empty() {
+        return None;
+    }
+    let mut set = map
+        .iter()
+        .filter(|(m, _)| f.contains(*m))
+        .fold(0, |a, (_, attr)| a | attr);
+    let mut clear = 0;
+    // One atime mode at most; later words already won in the parsed flags.
+    if f.intersects(atime) {
+        clear |= MOUNT_ATTR__ATIME;
+        set |= if f.contains(MsFlags::MS_NOATIME) {
+            MOUNT_ATTR_NOATIME
+        } else if f.contains(MsFlags::MS_STRICTATIME) {
+            MOUNT_ATTR_STRICTATIME
+        } else {
+            MOUNT_ATTR_RELATIME
+        };
+    }
+    Some((set, clear))
 }
 
 /// cgroup v1 (host not unified): a tmpfs at the destination and one entry
@@ -827,6 +866,11 @@ fn mount_cgroup(o: &RootfsOptions, target: &Path, opts: &MountOptions) -> Result
     )
     .ctx(|| format!("mount tmpfs for cgroups on {}", target.display()))?;
     let sub_flags = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC);
+    // Binds (no cgroup namespace) get their flags from one recursive mount_setattr at the
+    // end, over the tmpfs and every bind, instead of a remount each.
+    let attrs = (!o.new_cgroupns)
+        .then(|| flags_as_attrs(sub_flags))
+        .flatten();
     let own = if o.new_cgroupns {
         Vec::new()
     } else {
@@ -850,21 +894,34 @@ fn mount_cgroup(o: &RootfsOptions, target: &Path, opts: &MountOptions) -> Result
             )
             .ctx(|| format!("mount cgroup {data} on {}", dest.display()))?;
         } else {
+            // This process's cgroup in the hierarchy: the /proc/self/cgroup line that names
+            // the hierarchy's (first) controller.
             let path = own
                 .iter()
                 .find(|(c, _)| {
                     let mut c = c.clone();
                     c.sort();
-                    &c == ctrls
+                    &c == ctrls || ctrls.first().is_some_and(|f| c.contains(f))
                 })
                 .map(|(_, p)| p.clone())
                 .unwrap_or_else(|| PathBuf::from("/"));
             let rel = path.strip_prefix(&m.root).unwrap_or(Path::new(""));
             let src = m.mount_point.join(rel);
-            let mut b = opts.clone();
-            b.flags = sub_flags | MsFlags::MS_BIND | MsFlags::MS_REC;
-            b.propagation.clear();
-            bind_mount(&src, &dest, &b)?;
+            if attrs.is_some() {
+                mnt(
+                    Some(&src),
+                    &dest,
+                    None,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None,
+                )
+                .ctx(|| format!("bind-mount {} on {}", src.display(), dest.display()))?;
+            } else {
+                let mut b = opts.clone();
+                b.flags = sub_flags | MsFlags::MS_BIND | MsFlags::MS_REC;
+                b.propagation.clear();
+                bind_mount(&src, &dest, &b)?;
+            }
         }
         // cpu,cpuacct -> links "cpu" and "cpuacct".
         let joined = name.to_string_lossy().to_string();
@@ -878,7 +935,9 @@ fn mount_cgroup(o: &RootfsOptions, target: &Path, opts: &MountOptions) -> Result
             }
         }
     }
-    if opts.flags.contains(MsFlags::MS_RDONLY) {
+    if let Some((set, clear)) = attrs {
+        mount_setattr_recursive(target, set, clear)?;
+    } else if opts.flags.contains(MsFlags::MS_RDONLY) {
         remount(
             target,
             base | MsFlags::MS_RDONLY | MsFlags::MS_BIND | MsFlags::MS_REMOUNT,
@@ -928,6 +987,30 @@ fn mount_cgroup2(target: &Path, opts: &MountOptions) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mount_flags_as_mount_setattr_attributes() {
+        use crate::mounts::*;
+        let f = MsFlags::MS_NOSUID
+            | MsFlags::MS_NOEXEC
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_RELATIME
+            | MsFlags::MS_RDONLY;
+        assert_eq!(
+            flags_as_attrs(f),
+            Some((
+                MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY,
+                MOUNT_ATTR__ATIME
+            ))
+        );
+        assert_eq!(
+            flags_as_attrs(MsFlags::MS_NOATIME),
+            Some((MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME))
+        );
+        assert_eq!(flags_as_attrs(MsFlags::empty()), Some((0, 0)));
+        // A flag mount_setattr has no attribute for: the caller remounts instead.
+        assert_eq!(flags_as_attrs(MsFlags::MS_SYNCHRONOUS), None);
+    }
 
     #[test]
     fn proc_cgroup_parsing() {

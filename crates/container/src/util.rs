@@ -244,11 +244,16 @@ pub fn args() -> Vec<String> {
         .collect()
 }
 
+/// Whether `PODRUN_TRACE_TIMING` is set (see [`trace`]).
+pub fn tracing_timing() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("PODRUN_TRACE_TIMING").is_some())
+}
+
 /// `PODRUN_TRACE_TIMING=1`: print "<µs since boot> <pid> <stage>" lines to stderr, to find
 /// where a container start spends its time (see docs/benchmarks.md).
 pub fn trace(stage: &str) {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if *ON.get_or_init(|| std::env::var_os("PODRUN_TRACE_TIMING").is_some()) {
+    if tracing_timing() {
         let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
             .map(|t| t.tv_sec() * 1_000_000 + t.tv_nsec() / 1000)
             .unwrap_or(0);
