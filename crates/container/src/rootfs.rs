@@ -117,23 +117,41 @@ pub fn prepare_rootfs(o: &RootfsOptions) -> Result<()> {
     crate::util::trace("rootfs: root bound");
     // 4. The spec's mounts, in order.
     let mounts: &[Mount] = o.spec.mounts().as_deref().unwrap_or(&[]);
-    let mut setup_dev = true;
+    // A bind mount on /dev brings its own content.
+    let setup_dev = !mounts.iter().any(|m| {
+        let is_bind = parse_mount_options(m.options().as_deref().unwrap_or(&[])).is_bind()
+            || m.typ().as_deref() == Some("bind");
+        is_bind && clean_destination(m.destination()) == Path::new("dev")
+    });
+    // /dev's content is made where the init may wait for its v1 cgroups (at the first mount
+    // that shows cgroups), so that wait does some work, unless a later mount could cover
+    // /dev. Making a node does not open it: the container's devices cgroup still decides
+    // every open.
+    let gate_at = mounts.iter().position(shows_cgroups).unwrap_or(mounts.len());
+    let dev_early = setup_dev
+        && mounts[gate_at..]
+            .iter()
+            .all(|m| !clean_destination(m.destination()).starts_with("dev"));
+    let at_gate = || -> Result<()> {
+        if dev_early {
+            make_dev_content(o)?;
+        }
+        o.pass_cgroup_gate()
+    };
     for (i, m) in mounts.iter().enumerate() {
         let opts = parse_mount_options(m.options().as_deref().unwrap_or(&[]));
         let is_bind = opts.is_bind() || m.typ().as_deref() == Some("bind");
-        if is_bind && clean_destination(m.destination()) == Path::new("dev") {
-            setup_dev = false;
-        }
-        if shows_cgroups(m) {
-            o.pass_cgroup_gate()?;
+        if i == gate_at {
+            at_gate()?;
         }
         mount_entry(o, m, &opts, is_bind).map_err(|e| match e {
             Error::InvalidSpec { .. } => e,
             other => Error::Other(format!("{}: {other}", describe(m, i))),
         })?;
     }
-
-    o.pass_cgroup_gate()?;
+    if gate_at == mounts.len() {
+        at_gate()?;
+    }
 
     // 5. process.cwd exists (created now: the root may become read-only).
     if let Some(p) = o.spec.process().as_ref() {
@@ -150,15 +168,23 @@ pub fn prepare_rootfs(o: &RootfsOptions) -> Result<()> {
     }
 
     crate::util::trace("rootfs: spec mounts done");
-    // 6. /dev content.
-    if setup_dev {
-        let devs = devices::merged_devices(linux.and_then(|l| l.devices().as_ref()))?;
-        devices::create_devices(o.rootfs, &devs, o.in_new_userns)?;
-        devices::setup_ptmx(o.rootfs)?;
-        devices::setup_dev_symlinks(o.rootfs)?;
-        let shm = secure_join(o.rootfs, Path::new("dev/shm"))?;
-        std::fs::create_dir_all(&shm).map_err(|e| Error::io("create directory", shm, e))?;
+    // 6. /dev content, unless made at the cgroup gate.
+    if setup_dev && !dev_early {
+        make_dev_content(o)?;
     }
+    Ok(())
+}
+
+/// /dev's content: the spec's and the default devices, /dev/ptmx, the /dev symlinks and
+/// /dev/shm.
+fn make_dev_content(o: &RootfsOptions) -> Result<()> {
+    let linux = o.spec.linux().as_ref();
+    let devs = devices::merged_devices(linux.and_then(|l| l.devices().as_ref()))?;
+    devices::create_devices(o.rootfs, &devs, o.in_new_userns)?;
+    devices::setup_ptmx(o.rootfs)?;
+    devices::setup_dev_symlinks(o.rootfs)?;
+    let shm = secure_join(o.rootfs, Path::new("dev/shm"))?;
+    std::fs::create_dir_all(&shm).map_err(|e| Error::io("create directory", shm, e))?;
     Ok(())
 }
 
