@@ -233,11 +233,17 @@ impl Cgroup {
     fn create_nodes(&self, nodes: Vec<&Node>) -> Result<()> {
         for n in nodes {
             // A shared parent (e.g. "podrun/") may be removed by a concurrent destroy between
-            // our mkdirs: start the path again a few times.
+            // our mkdirs (ENOENT), or while we read its cpuset (ENODEV: a cgroup being
+            // removed): start the path again a few times.
             let mut tries = 0;
             loop {
                 match self.create_node(n) {
-                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) && tries < 3 => tries += 1,
+                    Err(e)
+                        if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENODEV))
+                            && tries < 5 =>
+                    {
+                        tries += 1
+                    }
                     r => {
                         r?;
                         break;

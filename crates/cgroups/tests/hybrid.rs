@@ -406,3 +406,40 @@ fn destroy_stops_a_forking_workload() {
     assert!(cg.pids().map(|p| p.is_empty()).unwrap_or(true));
     assert_gone(&cg.paths());
 }
+
+/// Containers come and go under one shared parent: a destroy removes the parent it finds
+/// empty while a create in another thread is between its mkdirs (or reading the parent's
+/// cpuset, which then reports ENODEV). Every create must still succeed. Each round starts
+/// the threads together on a new parent.
+#[test]
+fn creates_survive_a_shared_parent_removed_meanwhile() {
+    require_root!();
+    let layout = hybrid();
+    let top = unique("shared");
+    let threads = 3;
+    let start = std::sync::Arc::new(std::sync::Barrier::new(threads));
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let (layout, top, start) = (layout.clone(), top.clone(), start.clone());
+            std::thread::spawn(move || {
+                // Errors are collected, not raised: every thread must reach every barrier.
+                let mut errors = Vec::new();
+                for i in 0..150 {
+                    let cg =
+                        Cgroup::resolve(&layout, Some(&format!("{top}-{i}/w{t}")), "d").unwrap();
+                    let _g = Cleanup(cg.clone());
+                    start.wait();
+                    if let Err(e) = cg.create().and_then(|()| cg.destroy()) {
+                        errors.push(format!("{top}-{i}/w{t}: {e}"));
+                    }
+                }
+                errors
+            })
+        })
+        .collect();
+    let errors: Vec<String> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+}

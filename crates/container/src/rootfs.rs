@@ -127,7 +127,10 @@ pub fn prepare_rootfs(o: &RootfsOptions) -> Result<()> {
     // that shows cgroups), so that wait does some work, unless a later mount could cover
     // /dev. Making a node does not open it: the container's devices cgroup still decides
     // every open.
-    let gate_at = mounts.iter().position(shows_cgroups).unwrap_or(mounts.len());
+    let gate_at = mounts
+        .iter()
+        .position(shows_cgroups)
+        .unwrap_or(mounts.len());
     let dev_early = setup_dev
         && mounts[gate_at..]
             .iter()
