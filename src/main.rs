@@ -72,9 +72,12 @@ pub enum Command {
 }
 
 /// The process entry point (see the module documentation).
+///
+/// # Safety
+/// Called by the C runtime only, with its `argc` and `argv`.
 #[cfg(not(test))]
 #[no_mangle]
-pub extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
+pub unsafe extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
     // SAFETY: the C runtime's argc and argv, which live as long as the process.
     unsafe { podrun_container::util::set_args(argc, argv) };
     ensure_std_fds();
