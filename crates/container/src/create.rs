@@ -257,9 +257,7 @@ pub(crate) fn create(
                 || net_helper.as_ref().is_some_and(|h| h.is_finished()))
         })?;
     }
-    if crate::util::tracing_timing() {
-        crate::util::trace(&format!("create: {v1_made} v1 dirs made ahead"));
-    }
+    crate::util::trace("create: v1 dirs made ahead");
     let (seal_view, net) = match ahead {
         Some(a) => {
             let (view, net) = a.finish(net_ahead);

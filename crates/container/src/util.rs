@@ -244,16 +244,11 @@ pub fn args() -> Vec<String> {
         .collect()
 }
 
-/// Whether `PODRUN_TRACE_TIMING` is set (see [`trace`]).
-pub fn tracing_timing() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var_os("PODRUN_TRACE_TIMING").is_some())
-}
-
 /// `PODRUN_TRACE_TIMING=1`: print "<µs since boot> <pid> <stage>" lines to stderr, to find
 /// where a container start spends its time (see docs/benchmarks.md).
 pub fn trace(stage: &str) {
-    if tracing_timing() {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("PODRUN_TRACE_TIMING").is_some()) {
         let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
             .map(|t| t.tv_sec() * 1_000_000 + t.tv_nsec() / 1000)
             .unwrap_or(0);
@@ -297,6 +292,22 @@ pub fn pidfd_signal(fd: &std::os::fd::OwnedFd, sig: i32) -> nix::Result<()> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn args_come_from_the_c_argv() {
+        use std::os::unix::ffi::OsStrExt;
+        let raw: [&[u8]; 3] = [b"podrun\0", b"run\0", b"caf\xe9\0"];
+        let argv: Vec<*const libc::c_char> = raw.iter().map(|a| a.as_ptr().cast()).collect();
+        // SAFETY: three NUL-terminated strings that outlive the process's use of them
+        // (static byte strings).
+        unsafe { set_args(3, argv.as_ptr()) };
+        let a = args_os();
+        assert_eq!(a.len(), 3);
+        assert_eq!(a[1], "run");
+        assert_eq!(a[2].as_bytes(), b"caf\xe9", "not UTF-8, kept as it is");
+        assert_eq!(args()[2], "caf\u{fffd}");
+    }
+
     use super::*;
 
     #[test]
