@@ -285,8 +285,8 @@ fn exec(rt: &engine::Runtime, a: ExecArgs) -> Result<i32> {
 
 fn print_list_table(list: &[engine::State]) {
     println!(
-        "{:<12} {:<8} {:<10} {:<50} {:<30} {}",
-        "ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"
+        "{:<12} {:<8} {:<10} {:<50} {:<30} OWNER",
+        "ID", "PID", "STATUS", "BUNDLE", "CREATED"
     );
     for s in list {
         println!(

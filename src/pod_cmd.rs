@@ -577,7 +577,7 @@ fn resolve_images(
                     .map(|r| r.domain)
                     .unwrap_or_default();
                 let opts = podrun_image::PullOptions {
-                    insecure: insecure.iter().any(|h| *h == domain),
+                    insecure: insecure.contains(&domain),
                     ..Default::default()
                 };
                 match store.pull(image, &opts) {

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+/// A received message, the sender's pid (SCM_CREDENTIALS) and the descriptors sent with it.
+type Received = (Msg, Option<i32>, Vec<OwnedFd>);
+
 /// The most descriptors one message carries.
 pub const MAX_FDS: usize = 32;
 
@@ -129,7 +132,7 @@ impl Channel {
         Ok(self.recv_full()?.map(|(m, _, fds)| (m, fds)))
     }
 
-    fn recv_full(&self) -> Result<Option<(Msg, Option<i32>, Vec<OwnedFd>)>> {
+    fn recv_full(&self) -> Result<Option<Received>> {
         let mut buf = vec![0u8; 64 * 1024];
         let mut cbuf = nix::cmsg_space!(UnixCredentials, [RawFd; MAX_FDS]);
         let mut fds = Vec::new();

@@ -103,7 +103,8 @@ impl NsPlan {
     /// before a new user namespace exists (or the user namespace itself is joined): then the
     /// child joins first, unshares, and forks the init (runc's three stages).
     pub fn single_clone(&self) -> bool {
-        self.user_join.is_none() && !(self.new_user() && !self.join.is_empty()) && !self.new_time()
+        let joins_before_new_user = self.new_user() && !self.join.is_empty();
+        self.user_join.is_none() && !joins_before_new_user && !self.new_time()
     }
 
     /// A new time namespace takes its offsets before its first member exists, so the init

@@ -510,16 +510,18 @@ mod tests {
 
     #[test]
     fn unknown_when_supervisor_gone() {
-        let mut p = Pod::default();
-        p.status = Some(k8s_openapi::api::core::v1::PodStatus {
-            phase: Some("Running".into()),
-            conditions: Some(vec![k8s_openapi::api::core::v1::PodCondition {
-                type_: "Ready".into(),
-                status: "True".into(),
+        let mut p = Pod {
+            status: Some(k8s_openapi::api::core::v1::PodStatus {
+                phase: Some("Running".into()),
+                conditions: Some(vec![k8s_openapi::api::core::v1::PodCondition {
+                    type_: "Ready".into(),
+                    status: "True".into(),
+                    ..Default::default()
+                }]),
                 ..Default::default()
-            }]),
+            }),
             ..Default::default()
-        });
+        };
         let u = apply_liveness(p.clone(), false);
         let st = u.status.unwrap();
         assert_eq!(st.phase.as_deref(), Some("Unknown"));

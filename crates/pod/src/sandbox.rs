@@ -429,6 +429,8 @@ fn heap_range() -> Option<(usize, usize)> {
 ///
 /// # Safety
 /// Must only be called in the child of a fork-like clone: uses raw syscalls only.
+// Eight plain values computed before the clone, for this one call site.
+#[allow(clippy::too_many_arguments)]
 unsafe fn pause_child(
     rd: libc::c_int,
     wr: libc::c_int,
