@@ -93,7 +93,7 @@ pub(crate) fn create(
     // the bundle (see `Ahead`).
     let want_view = rt.seal && !selfexe::is_sealed();
     let mut ahead = want_view
-        .then(|| Ahead::start(rt.root.clone()))
+        .then(|| Ahead::start(Some(rt.root.clone())))
         .transpose()?;
     let Bundle {
         dir: bundle,
@@ -128,8 +128,8 @@ pub(crate) fn create(
         seal_runtime || selfexe::early_only() || (!ns.new_pid() && ns.pid_join.is_none());
     let seal_init = ahead.is_some() && !seal_runtime;
     if seal_runtime {
-        if let Some(a) = ahead.take() {
-            selfexe::seal_now_with(a.finish(false).0?)?;
+        if let Some((Some(view), _)) = ahead.take().map(|a| a.finish(false)) {
+            selfexe::seal_now_with(view?)?;
         }
     }
     if let Some(a) = ahead.as_mut() {
@@ -145,10 +145,12 @@ pub(crate) fn create(
         pids: Vec::new(),
         armed: true,
     };
-    // Without a view to make, a helper of its own for the network namespace.
-    let net_helper = (net_ahead && ahead.is_none())
-        .then(|| Helper::spawn(netns_ahead::new_netns))
-        .transpose()?;
+    // Without a view to make, the helper makes only the network namespace.
+    if net_ahead && ahead.is_none() {
+        let mut a = Ahead::start(None)?;
+        a.go_on(true);
+        ahead = Some(a);
+    }
     // Console: the pty master goes to --console-socket.
     let mut proxy = None;
     let console = match (&o.console_socket, terminal) {
@@ -252,19 +254,11 @@ pub(crate) fn create(
     let seal_plan = seal_init.then(selfexe::SealPlan::new).transpose()?;
     let mut v1_made = 0;
     if v1_later && net_ahead {
-        v1_made = cgroup.create_v1_while(&|| {
-            !(ahead.as_ref().is_some_and(|a| a.is_finished())
-                || net_helper.as_ref().is_some_and(|h| h.is_finished()))
-        })?;
+        v1_made = cgroup.create_v1_while(&|| ahead.as_ref().is_some_and(|a| !a.is_finished()))?;
     }
     crate::util::trace("create: v1 dirs made ahead");
-    let (seal_view, net) = match ahead {
-        Some(a) => {
-            let (view, net) = a.finish(net_ahead);
-            (Some(view?), net)
-        }
-        None => (None, net_helper.map(|h| h.join())),
-    };
+    let (view, net) = ahead.map_or((None, None), |a| a.finish(net_ahead));
+    let seal_view = view.transpose()?;
     let netns = net.transpose()?;
     crate::util::trace("create: helper done");
     let forked = clone3(
@@ -458,9 +452,9 @@ pub(crate) fn create(
     })
 }
 
-/// The helper thread of a sealing create (cpu_helper.rs): it makes the sealed view of the
-/// binary while the runtime parses the bundle, then, once told the spec wants one, the new
-/// network namespace while the runtime makes the cgroups.
+/// The helper thread of a create (cpu_helper.rs): it makes the sealed view of the binary
+/// (if asked) while the runtime parses the bundle, then, once told the spec wants one, the
+/// new network namespace while the runtime makes the cgroups.
 struct Ahead {
     // Declared first, so dropped first: on an early return the helper stops waiting for
     // word before it is joined (Helper's drop).
@@ -468,14 +462,15 @@ struct Ahead {
     helper: Helper<AheadOut>,
 }
 
-/// The view, and the network namespace if asked for.
-type AheadOut = (Result<OwnedFd>, Option<Result<OwnedFd>>);
+/// The view and the network namespace, each if asked for.
+type AheadOut = (Option<Result<OwnedFd>>, Option<Result<OwnedFd>>);
 
 impl Ahead {
-    fn start(scratch: std::path::PathBuf) -> Result<Self> {
+    /// `view_scratch`: make the sealed view, with this scratch directory (selfexe.rs).
+    fn start(view_scratch: Option<std::path::PathBuf>) -> Result<Self> {
         let (tx, rx) = std::sync::mpsc::channel::<bool>();
         let helper = Helper::spawn(move || {
-            let view = selfexe::sealed_view(&scratch);
+            let view = view_scratch.map(|s| selfexe::sealed_view(&s));
             let net = rx.recv().unwrap_or(false).then(netns_ahead::new_netns);
             (view, net)
         })?;
