@@ -110,8 +110,8 @@ fn run_cli() -> ! {
     // SAFETY: setting a signal disposition before any thread exists.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     podrun_container::util::trace("main");
-    early_seal();
     let args: Vec<String> = podrun_container::util::args().into_iter().skip(1).collect();
+    early_seal(&args);
     if pod_cmd::is_pod_invocation(&args) {
         let cli = pod_cmd::PodCli::parse_from(podrun_container::util::args_os());
         let _guard = match logging::init(&cli.global) {
@@ -158,8 +158,7 @@ fn run_cli() -> ! {
 /// parsed nothing in the process that is thrown away. `create` and `run` seal once they
 /// know the spec (crates/container/src/create.rs); a pod create forks nothing into a
 /// container itself and starts its supervisor from a sealed view (pod_cmd::start_pod).
-fn early_seal() {
-    let args: Vec<String> = podrun_container::util::args().into_iter().skip(1).collect();
+fn early_seal(args: &[String]) {
     let mut root = std::env::var("PODRUN_ROOT").unwrap_or_else(|_| "/run/podrun".into());
     let mut i = 0;
     while i < args.len() {
