@@ -92,15 +92,15 @@ impl<T: Send + 'static> Helper<T> {
                     trampoline::<T>,
                     slot as *mut libc::c_void,
                 );
+                #[cfg(test)]
+                if tests::PAUSE_AFTER_CREATE.load(Ordering::SeqCst) {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
                 // musl has no affinity attribute: the new thread is moved right away, while
                 // it waits for its first turn (a queued task migrates at once). The thread
                 // cannot have exited yet (it waits for `may_exit`): musl's
                 // pthread_setaffinity_np of an exited thread would apply to the caller (its
                 // id is 0 by then), and the container would inherit that mask.
-                #[cfg(test)]
-                if tests::PAUSE_AFTER_CREATE.load(Ordering::SeqCst) {
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                }
                 #[cfg(not(target_env = "gnu"))]
                 if let (0, Some(set)) = (r, &cpus) {
                     libc::pthread_setaffinity_np(

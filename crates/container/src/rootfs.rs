@@ -117,11 +117,18 @@ pub fn prepare_rootfs(o: &RootfsOptions) -> Result<()> {
     crate::util::trace("rootfs: root bound");
     // 4. The spec's mounts, in order.
     let mounts: &[Mount] = o.spec.mounts().as_deref().unwrap_or(&[]);
+    // Each mount's options, and whether it is a bind.
+    let parsed: Vec<(MountOptions, bool)> = mounts
+        .iter()
+        .map(|m| {
+            let opts = parse_mount_options(m.options().as_deref().unwrap_or(&[]));
+            let is_bind = opts.is_bind() || m.typ().as_deref() == Some("bind");
+            (opts, is_bind)
+        })
+        .collect();
     // A bind mount on /dev brings its own content.
-    let setup_dev = !mounts.iter().any(|m| {
-        let is_bind = parse_mount_options(m.options().as_deref().unwrap_or(&[])).is_bind()
-            || m.typ().as_deref() == Some("bind");
-        is_bind && clean_destination(m.destination()) == Path::new("dev")
+    let setup_dev = !mounts.iter().zip(&parsed).any(|(m, (_, is_bind))| {
+        *is_bind && clean_destination(m.destination()) == Path::new("dev")
     });
     // /dev's content is made where the init may wait for its v1 cgroups (at the first mount
     // that shows cgroups), so that wait does some work, unless a later mount could cover
@@ -141,13 +148,11 @@ pub fn prepare_rootfs(o: &RootfsOptions) -> Result<()> {
         }
         o.pass_cgroup_gate()
     };
-    for (i, m) in mounts.iter().enumerate() {
-        let opts = parse_mount_options(m.options().as_deref().unwrap_or(&[]));
-        let is_bind = opts.is_bind() || m.typ().as_deref() == Some("bind");
+    for (i, (m, (opts, is_bind))) in mounts.iter().zip(&parsed).enumerate() {
         if i == gate_at {
             at_gate()?;
         }
-        mount_entry(o, m, &opts, is_bind).map_err(|e| match e {
+        mount_entry(o, m, opts, *is_bind).map_err(|e| match e {
             Error::InvalidSpec { .. } => e,
             other => Error::Other(format!("{}: {other}", describe(m, i))),
         })?;
@@ -803,32 +808,29 @@ struct V1Hierarchy {
 
 /// The host's v1 hierarchies, from the runtime's cgroup layout (read before the clone, from
 /// the host's mountinfo): the init's own read of mountinfo cost ~0.1 ms, and it grows with
-/// every mount. Without a layout (or one without mount roots, from an older state file),
-/// from this namespace's mountinfo.
+/// every mount. Without a layout (a caller that has none), from this namespace's mountinfo.
 fn host_v1_hierarchies(o: &RootfsOptions) -> Result<Vec<V1Hierarchy>> {
     if let Some(podrun_cgroups::Layout::V1 { mounts, roots, .. }) = o.cgroup_layout {
-        // In a new cgroup namespace only the mount points and controllers matter.
-        if o.new_cgroupns || !roots.is_empty() {
-            let mut by_point: std::collections::BTreeMap<&Path, Vec<String>> = Default::default();
-            for (ctrl, point) in mounts {
-                by_point.entry(point).or_default().push(ctrl.clone());
-            }
-            return Ok(by_point
-                .into_iter()
-                .map(|(point, mut controllers)| {
-                    controllers.sort();
-                    V1Hierarchy {
-                        mount_point: point.to_path_buf(),
-                        controllers,
-                        root: roots
-                            .get(point)
-                            .filter(|_| !o.new_cgroupns)
-                            .cloned()
-                            .unwrap_or_else(|| PathBuf::from("/")),
-                    }
-                })
-                .collect());
+        let mut by_point: std::collections::BTreeMap<&Path, Vec<String>> = Default::default();
+        for (ctrl, point) in mounts {
+            by_point.entry(point).or_default().push(ctrl.clone());
         }
+        return Ok(by_point
+            .into_iter()
+            .map(|(point, mut controllers)| {
+                controllers.sort();
+                V1Hierarchy {
+                    mount_point: point.to_path_buf(),
+                    controllers,
+                    // In a new cgroup namespace the mount's root does not matter.
+                    root: roots
+                        .get(point)
+                        .filter(|_| !o.new_cgroupns)
+                        .cloned()
+                        .unwrap_or_else(|| PathBuf::from("/")),
+                }
+            })
+            .collect());
     }
     Ok(read_mountinfo()?
         .into_iter()
