@@ -79,7 +79,9 @@ impl Registry {
             .parent()
             .unwrap()
             .join("integration/registry/token_server.py");
-        let ts = Command::new("python3")
+        // Debian's interpreter, whose `cryptography` module .ci/run installs
+        // (python3-cryptography), not whichever python3 comes first on PATH.
+        let ts = Command::new("/usr/bin/python3")
             .arg(&script)
             .args([
                 "--port",

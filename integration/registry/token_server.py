@@ -4,7 +4,8 @@
 It creates an RSA key and a self-signed certificate (written to --cert-out, for the
 registry's `auth.token.rootcertbundle`), checks HTTP Basic credentials on GET /token and
 answers with a JWT (RS256, x5c header) granting the requested repository scopes.
-Needs python3 with the `cryptography` module (Debian: python3-cryptography).
+Needs python3 with the `cryptography` module (Debian: python3-cryptography; the test harness
+runs it with /usr/bin/python3).
 """
 import argparse
 import base64

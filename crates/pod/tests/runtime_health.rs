@@ -719,19 +719,23 @@ print(port, flush=True)
 sys.stdin.read()
 "#;
 
-/// gRPC health probes against a real gRPC server (python grpcio, skipped
-/// without it): SERVING succeeds, NOT_SERVING and an unknown service fail.
+/// Debian's interpreter, whose grpcio module .ci/run installs (python3-grpcio), not
+/// whichever python3 comes first on PATH.
+const PYTHON: &str = "/usr/bin/python3";
+
+/// gRPC health probes against a real gRPC server (python grpcio): SERVING succeeds,
+/// NOT_SERVING and an unknown service fail.
 #[test]
 fn grpc_probe_against_a_grpcio_health_server() {
-    let ok = std::process::Command::new("python3")
+    let ok = std::process::Command::new(PYTHON)
         .args(["-c", "import grpc"])
         .stderr(std::process::Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("skipping: python3 grpcio not installed (pip install grpcio)");
-        return;
-    }
+    assert!(
+        ok,
+        "{PYTHON} with grpcio is needed: apt-get install python3-grpcio"
+    );
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     struct Kill(std::process::Child);
     impl Drop for Kill {
@@ -740,7 +744,7 @@ fn grpc_probe_against_a_grpcio_health_server() {
             let _ = self.0.wait();
         }
     }
-    let mut child = std::process::Command::new("python3")
+    let mut child = std::process::Command::new(PYTHON)
         .args(["-c", GRPC_SERVER])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
