@@ -28,7 +28,8 @@ pub enum Forked {
 }
 
 /// Fork with `flags` (CLONE_NEW*); returns a pidfd of the child. The child runs on a copy of
-/// the address space like fork(2): the caller must be single-threaded.
+/// the address space like fork(2): only the calling thread goes on in it (no allocation of
+/// another thread is in flight at the clone: fork_gate.rs).
 pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> Result<Forked> {
     let mut pidfd: RawFd = -1;
     let mut args = CloneArgs {
@@ -41,6 +42,9 @@ pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> Result<Forked> {
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = fd as u64;
     }
+    // No allocation in flight on another thread at the clone (fork_gate.rs); nothing here
+    // allocates until the gate is open again, in the parent and in the child.
+    let gate = crate::fork_gate::close();
     // SAFETY: clone3 without CLONE_VM behaves like fork: the child gets its own copy of
     // memory and returns 0 here. `args` and `pidfd` live for the duration of the call.
     let ret = unsafe {
@@ -50,11 +54,10 @@ pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> Result<Forked> {
             std::mem::size_of::<CloneArgs>(),
         )
     };
+    let errno = nix::errno::Errno::last();
+    gate.open();
     match ret {
-        -1 => Err(Error::sys(
-            format!("clone3 (flags {flags:#x})"),
-            nix::errno::Errno::last(),
-        )),
+        -1 => Err(Error::sys(format!("clone3 (flags {flags:#x})"), errno)),
         0 => Ok(Forked::Child),
         pid => Ok(Forked::Parent {
             pid: pid as i32,

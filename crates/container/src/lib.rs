@@ -12,6 +12,7 @@ pub mod clone;
 mod cpu_helper;
 pub mod error;
 pub mod features;
+mod fork_gate;
 pub mod namespaces;
 mod netns_ahead;
 pub mod selfexe;
@@ -110,3 +111,8 @@ impl Runtime {
         Ok(())
     }
 }
+
+/// Allocations pass a gate that a clone3 closes (fork_gate.rs): a container's init never
+/// finds the allocator's lock held by another thread of its parent.
+#[global_allocator]
+static ALLOCATOR: fork_gate::GatedAlloc = fork_gate::GatedAlloc;
