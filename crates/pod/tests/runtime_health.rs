@@ -727,16 +727,16 @@ const PYTHON: &str = "/usr/bin/python3";
 /// NOT_SERVING and an unknown service fail.
 #[test]
 fn grpc_probe_against_a_grpcio_health_server() {
-    let ok = std::process::Command::new(PYTHON)
-        .args(["-c", "import grpc"])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "{PYTHON} with grpcio is needed: apt-get install python3-grpcio"
-    );
+    // Serialised with the tests whose containers' children are reaped by any-child waits,
+    // which would take this one's exit status too (ECHILD).
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let check = std::process::Command::new(PYTHON)
+        .args(["-c", "import grpc"])
+        .output();
+    assert!(
+        check.as_ref().is_ok_and(|o| o.status.success()),
+        "{PYTHON} with grpcio is needed: apt-get install python3-grpcio ({check:?})"
+    );
     struct Kill(std::process::Child);
     impl Drop for Kill {
         fn drop(&mut self) {
