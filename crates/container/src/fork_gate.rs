@@ -134,7 +134,7 @@ mod tests {
             while !g.load(Ordering::SeqCst) {
                 std::hint::spin_loop();
             }
-            let v = vec![1u8; 64];
+            let v = Box::new([1u8; 64]); // an allocation
             d.store(true, Ordering::SeqCst);
             v.len()
         });
