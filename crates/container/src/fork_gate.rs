@@ -1,18 +1,29 @@
-//! A clone3 child must find no allocator lock held. The child is a copy of the one thread
-//! that called clone3; a lock another thread held at that moment stays held in the child
-//! forever. musl's allocator has one global lock, and its fork() takes it around the fork,
-//! but a raw clone3 (clone.rs; namespaces and CLONE_INTO_CGROUP need it) does not. podrun's
-//! own runtime is single-threaded at the clone, but a process that embeds this library
-//! (the test binaries, which run tests on several threads) is not: there the container's
-//! init could hang in its first allocation.
+//! A child of a fork or clone must find no allocator lock held. The child is a copy of the
+//! one thread that forked; a lock another thread held at that moment stays held in the child
+//! forever. The allocator (dlmalloc, below) has one global lock. A raw clone3 (clone.rs;
+//! namespaces and CLONE_INTO_CGROUP need it) runs no fork handlers, and libc's fork()
+//! protects only libc's own malloc. podrun's own runtime is single-threaded at the clone,
+//! but a process that embeds this library (the test binaries, which run tests on several
+//! threads; the pod supervisor) is not: there a container's init, or a forked child, could
+//! hang in its first allocation.
 //!
 //! So every allocation passes a gate: a count of allocations in flight, and a bit that a
-//! cloning thread sets ([`close`]) and then waits until the count is zero. New allocations
+//! forking thread sets ([`close`]) and then waits until the count is zero. New allocations
 //! wait while the bit is set; the parent and the child open the gate again right after the
-//! clone. Cost: two uncontended atomic operations per allocation. A fork() child (whose
-//! in-flight counts belong to threads it does not have) starts with the gate reset.
+//! clone. For fork(), pthread_atfork handlers do the same. Cost: two uncontended atomic
+//! operations per allocation.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
+
+/// The allocator behind the gate: dlmalloc (Doug Lea's, the Rust port std uses on wasm), not
+/// musl's. musl's mallocng hands every group it empties back to the kernel at once, so a
+/// short podrun command maps and unmaps the same few pages over and over: ~17 munmaps per
+/// `create`, each a TLB shootdown while the helper thread runs on the other CPU (~10 µs in
+/// this VM), and a fresh page fault for every page mapped again. dlmalloc keeps freed
+/// memory in its bins and gives back only whole free segments over its trim threshold
+/// (2 MiB), so a long-lived process (the pod supervisor) still returns what it stops using.
+/// Measured: create → start → delete 5.21 → 4.74 ms (docs/benchmarks.md).
+static INNER: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 const CLOSED: usize = 1 << (usize::BITS - 1);
@@ -20,8 +31,7 @@ const CLOSED: usize = 1 << (usize::BITS - 1);
 /// Allocations in flight, and `CLOSED`.
 static STATE: AtomicUsize = AtomicUsize::new(0);
 
-/// The allocator of every program that links this crate: the system allocator behind the
-/// gate.
+/// The allocator of every program that links this crate: dlmalloc behind the gate.
 pub struct GatedAlloc;
 
 #[inline]
@@ -42,32 +52,32 @@ fn leave() {
     STATE.fetch_sub(1, Ordering::Release);
 }
 
-// SAFETY: every call is forwarded to the system allocator unchanged; the gate only delays it.
+// SAFETY: every call is forwarded to dlmalloc unchanged; the gate only delays it.
 unsafe impl GlobalAlloc for GatedAlloc {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         enter();
         // SAFETY: the caller's contract, passed on.
-        let p = unsafe { System.alloc(l) };
+        let p = unsafe { INNER.alloc(l) };
         leave();
         p
     }
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
         enter();
         // SAFETY: as above.
-        let p = unsafe { System.alloc_zeroed(l) };
+        let p = unsafe { INNER.alloc_zeroed(l) };
         leave();
         p
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         enter();
         // SAFETY: as above.
-        unsafe { System.dealloc(p, l) };
+        unsafe { INNER.dealloc(p, l) };
         leave();
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new_size: usize) -> *mut u8 {
         enter();
         // SAFETY: as above.
-        let q = unsafe { System.realloc(p, l, new_size) };
+        let q = unsafe { INNER.realloc(p, l, new_size) };
         leave();
         q
     }
@@ -102,20 +112,36 @@ impl Closed {
     }
 }
 
-/// After fork(): the child's only thread has nothing in flight.
+/// Before fork(): close the gate (the forking thread is not inside an allocation).
+extern "C" fn close_before_fork() {
+    std::mem::forget(close());
+}
+
+/// After fork(), in the parent: open it again.
+extern "C" fn open_in_parent() {
+    STATE.fetch_and(!CLOSED, Ordering::Release);
+}
+
+/// After fork(), in the child: its only thread has nothing in flight, and the gate is open.
 extern "C" fn reset_in_child() {
     STATE.store(0, Ordering::Relaxed);
 }
 
-extern "C" fn register_reset() {
-    // SAFETY: registers a child handler that only stores to an atomic.
-    unsafe { libc::pthread_atfork(None, None, Some(reset_in_child)) };
+extern "C" fn register_handlers() {
+    // SAFETY: registers handlers that only touch an atomic (and yield while waiting).
+    unsafe {
+        libc::pthread_atfork(
+            Some(close_before_fork),
+            Some(open_in_parent),
+            Some(reset_in_child),
+        )
+    };
 }
 
 /// Registered at program start, before any fork.
 #[used]
 #[link_section = ".init_array"]
-static REGISTER_RESET: extern "C" fn() = register_reset;
+static REGISTER_HANDLERS: extern "C" fn() = register_handlers;
 
 #[cfg(test)]
 mod tests {
@@ -146,5 +172,58 @@ mod tests {
         gate.open();
         assert_eq!(t.join().unwrap(), 64);
         assert!(held, "an allocation went through a closed gate");
+    }
+
+    /// fork() while other threads allocate all the time: every child allocates and exits
+    /// (with an allocator lock inherited held, it would hang).
+    #[test]
+    fn forked_children_can_allocate_while_threads_allocate() {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut n = 0usize;
+                    while !stop.load(Ordering::Relaxed) {
+                        let v: Vec<u64> = (0..(n % 300) as u64).collect();
+                        n = n.wrapping_add(v.len() + 1);
+                    }
+                    n
+                })
+            })
+            .collect();
+        for _ in 0..200 {
+            // SAFETY: fork; the child only allocates, frees and _exits.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0, "fork failed");
+            if pid == 0 {
+                let v: Vec<String> = (0..50).map(|i| i.to_string()).collect();
+                // SAFETY: ends the child without running the parent's exit handlers.
+                unsafe { libc::_exit(if v.len() == 50 { 0 } else { 1 }) };
+            }
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            let mut status = 0;
+            loop {
+                // SAFETY: waits for our own child without blocking.
+                let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+                if r == pid {
+                    break;
+                }
+                if std::time::Instant::now() > deadline {
+                    // SAFETY: kills our own hung child.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    stop.store(true, Ordering::Relaxed);
+                    panic!("a forked child hung in its first allocation");
+                }
+                std::thread::yield_now();
+            }
+            assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        }
+        stop.store(true, Ordering::Relaxed);
+        for t in threads {
+            t.join().unwrap();
+        }
     }
 }
