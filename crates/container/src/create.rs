@@ -252,6 +252,7 @@ pub(crate) fn create(
     // rest follows after the clone). Then wait for the helper: no other thread may run at
     // the clone (the child is a copy of this one thread, and must find no lock held).
     let seal_plan = seal_init.then(selfexe::SealPlan::new).transpose()?;
+    let ignored_signals = util::ignored_signals();
     let mut v1_made = 0;
     if v1_later && net_ahead {
         v1_made = cgroup.create_v1_while(&|| ahead.as_ref().is_some_and(|a| !a.is_finished()))?;
@@ -293,6 +294,7 @@ pub(crate) fn create(
                     .as_ref()
                     .zip(seal_view.as_ref().map(|v| v.as_raw_fd())),
                 cgroup_layout: Some(&layout),
+                ignored_signals,
             })
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
@@ -470,8 +472,12 @@ impl Ahead {
     fn start(view_scratch: Option<std::path::PathBuf>) -> Result<Self> {
         let (tx, rx) = std::sync::mpsc::channel::<bool>();
         let helper = Helper::spawn(move || {
+            crate::util::trace("helper: running");
             let view = view_scratch.map(|s| selfexe::sealed_view(&s));
-            let net = rx.recv().unwrap_or(false).then(netns_ahead::new_netns);
+            let go = rx.recv().unwrap_or(false);
+            crate::util::trace("helper: told");
+            let net = go.then(netns_ahead::new_netns);
+            crate::util::trace("helper: done");
             (view, net)
         })?;
         Ok(Ahead {

@@ -99,6 +99,7 @@ impl Runtime {
         // Enter the container's cgroup without a grace-period wait (see
         // podrun_cgroups::Cgroup::self_attach).
         let attach = cgroup.map(|c| c.self_attach()).transpose()?;
+        let ignored_signals = crate::util::ignored_signals();
         let forked = clone3(
             0,
             attach
@@ -125,6 +126,7 @@ impl Runtime {
                     &proc_,
                     console.as_ref().map(|c| c.as_raw_fd()),
                     o.preserve_fds,
+                    ignored_signals,
                 ) {
                     Ok(never) => match never {},
                     Err(e) => e,
@@ -188,8 +190,9 @@ fn exec_child(
     p: &Process,
     console_sock: Option<RawFd>,
     preserve_fds: u32,
+    ignored_signals: u64,
 ) -> Result<Never> {
-    crate::util::reset_signal_dispositions();
+    crate::util::reset_signal_dispositions(ignored_signals);
     if !flags.contains(CloneFlags::CLONE_NEWUSER) {
         // Born in the container's pid namespace with the runtime's descriptors and cwd: see
         // process::set_non_dumpable (in a user namespace, from privileges::prepare on).
