@@ -273,8 +273,10 @@ pub fn trace(stage: &str) {
             .map(|t| t.tv_sec() * 1_000_000 + t.tv_nsec() / 1000)
             .unwrap_or(0);
         // One write per line: the runtime and its init trace at the same time.
+        // The system call, not musl's gettid(), which returns the thread id it cached at
+        // thread creation (a raw clone3 child would show its parent's).
         // SAFETY: gettid takes no arguments.
-        let tid = unsafe { libc::gettid() };
+        let tid = unsafe { libc::syscall(libc::SYS_gettid) };
         let line = format!("{t} {tid} {stage}\n");
         let _ = nix::unistd::write(std::io::stderr(), line.as_bytes());
     }
