@@ -86,8 +86,8 @@ mod musl_tid {
             const TID_OFFSET: usize = 48;
             // SAFETY: on musl, pthread_t is the address of the calling thread's descriptor,
             // which is larger than TID_OFFSET + 4 bytes; reading an int there is in bounds.
-            let slot = unsafe { (libc::pthread_self() as *mut u8).add(TID_OFFSET) }
-                as *mut libc::c_int;
+            let slot =
+                unsafe { (libc::pthread_self() as *mut u8).add(TID_OFFSET) } as *mut libc::c_int;
             // SAFETY: as above.
             let cached = unsafe { slot.read() };
             // SAFETY: gettid takes no arguments.

@@ -182,6 +182,7 @@ fn same_ns(pid: i32, name: &str) -> bool {
 
 use crate::privileges::{self, Never};
 
+#[allow(clippy::too_many_arguments)] // the clone3 child's inputs, each used once
 fn exec_child(
     chan: &Channel,
     pidfd: &OwnedFd,

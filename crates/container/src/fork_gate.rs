@@ -114,7 +114,8 @@ impl Closed {
 
 /// Before fork(): close the gate (the forking thread is not inside an allocation).
 extern "C" fn close_before_fork() {
-    std::mem::forget(close());
+    // Opened again by the handlers below, in the parent and in the child.
+    let _stays_closed: Closed = close();
 }
 
 /// After fork(), in the parent: open it again.
