@@ -314,6 +314,21 @@ pub fn pidfd_signal(fd: &std::os::fd::OwnedFd, sig: i32) -> nix::Result<()> {
     }
 }
 
+/// Before an execve that replaces this podrun process: in a profile-collecting build
+/// (`--cfg podrun_pgo`, scripts/build-release), write the profile counters gathered so far,
+/// which the execve would discard. A no-op in every other build.
+pub fn pgo_flush() {
+    #[cfg(podrun_pgo)]
+    {
+        extern "C" {
+            fn __llvm_profile_write_file() -> libc::c_int;
+        }
+        // SAFETY: LLVM's profile runtime, linked into every -Cprofile-generate build; it
+        // writes the counters to the LLVM_PROFILE_FILE pattern and takes no arguments.
+        unsafe { __llvm_profile_write_file() };
+    }
+}
+
 #[cfg(test)]
 mod tests {
 
@@ -324,7 +339,11 @@ mod tests {
         assert_eq!(m, 0x384004);
         assert_ne!(m & (1 << (libc::SIGQUIT - 1)), 0, "SIGQUIT (3) is bit 2");
         assert_eq!(super::parse_sig_ign("Name:\tsh\n"), None);
-        assert_ne!(super::ignored_signals(), u64::MAX, "this thread's status is readable");
+        assert_ne!(
+            super::ignored_signals(),
+            u64::MAX,
+            "this thread's status is readable"
+        );
     }
 
     #[test]
@@ -410,4 +429,3 @@ mod tests {
         );
     }
 }
-
