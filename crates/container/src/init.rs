@@ -40,7 +40,7 @@ pub(crate) struct InitArgs<'a> {
     pub seal: Option<(&'a crate::selfexe::SealPlan, RawFd)>,
     /// The host's cgroup layout the runtime detected (for the cgroup mount).
     pub cgroup_layout: Option<&'a podrun_cgroups::Layout>,
-    /// The signals the runtime ignored at the clone (util::ignored_signals).
+    /// The signals the runtime ignored or caught at the clone (util::ignored_signals).
     pub ignored_signals: u64,
 }
 

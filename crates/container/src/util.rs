@@ -87,21 +87,19 @@ impl Drop for PendingWrite {
     }
 }
 
-/// The signals this thread ignores (SIG_IGN), as the kernel's mask: bit n-1 for signal n
-/// (/proc/thread-self/status, `SigIgn`). Every signal when that cannot be read.
+/// The signals whose disposition is not the default in this thread: ignored (SIG_IGN) or
+/// caught (a handler), as the kernel's mask: bit n-1 for signal n (/proc/thread-self/status,
+/// `SigIgn` | `SigCgt`). Every signal when that cannot be read.
 pub fn ignored_signals() -> u64 {
     std::fs::read_to_string("/proc/thread-self/status")
         .ok()
-        .and_then(|s| parse_sig_ign(&s))
+        .and_then(|s| Some(parse_sig_mask(&s, "SigIgn:")? | parse_sig_mask(&s, "SigCgt:")?))
         .unwrap_or(u64::MAX)
 }
 
-/// Pure: the `SigIgn` mask of a /proc/<pid>/status text.
-pub fn parse_sig_ign(status: &str) -> Option<u64> {
-    let hex = status
-        .lines()
-        .find_map(|l| l.strip_prefix("SigIgn:"))?
-        .trim();
+/// Pure: the mask on the `field` line (`SigIgn:`, `SigCgt:`) of a /proc/<pid>/status text.
+pub fn parse_sig_mask(status: &str, field: &str) -> Option<u64> {
+    let hex = status.lines().find_map(|l| l.strip_prefix(field))?.trim();
     u64::from_str_radix(hex, 16).ok()
 }
 
@@ -109,9 +107,10 @@ pub fn parse_sig_ign(status: &str) -> Option<u64> {
 /// mask, read by the runtime before it forked this process). An ignored signal survives
 /// execve, so whatever the runtime (or its caller, e.g. a supervisor that ignores SIGPIPE,
 /// or a shell's `trap '' INT`) ignores would otherwise be ignored by the container's
-/// processes too. Handlers are reset by execve anyway, so only the ignored ones are touched
-/// (a call each; all 62 cost ~50 µs on a container's start). The container starts from the
-/// defaults, as runc's do.
+/// processes too; and a handler of the runtime's would run in the init, not end it, on a
+/// signal sent to a created container before its execve (runtime-tools' `killsig`). Only
+/// those signals are touched (a call each; all 62 cost ~50 µs on a container's start). The
+/// container starts from the defaults, as runc's do.
 pub fn reset_signal_dispositions(ignored: u64) {
     // The kernel's struct sigaction for rt_sigaction(2) on x86-64/aarch64:
     // handler, flags, restorer, mask.
@@ -335,10 +334,11 @@ mod tests {
     #[test]
     fn sig_ign_is_read_from_status() {
         let status = "Name:\tsh\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000384004\nSigCgt:\t0000000008013003\n";
-        let m = super::parse_sig_ign(status).unwrap();
+        let m = super::parse_sig_mask(status, "SigIgn:").unwrap();
         assert_eq!(m, 0x384004);
         assert_ne!(m & (1 << (libc::SIGQUIT - 1)), 0, "SIGQUIT (3) is bit 2");
-        assert_eq!(super::parse_sig_ign("Name:\tsh\n"), None);
+        assert_eq!(super::parse_sig_mask(status, "SigCgt:"), Some(0x8013003));
+        assert_eq!(super::parse_sig_mask("Name:\tsh\n", "SigIgn:"), None);
         assert_ne!(
             super::ignored_signals(),
             u64::MAX,
