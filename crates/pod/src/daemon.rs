@@ -339,8 +339,10 @@ pub fn trim_text() {
         // drops its PTEs and the next access refaults the same bytes.
         unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED) };
     }
-    // Heap: hand freed start-up memory (parsed manifests, image configs) back (glibc keeps
-    // it; musl's allocator returns freed pages by itself).
+    // Heap: hand freed start-up memory (parsed manifests, image configs) back (the glibc
+    // build). The musl build's allocator (dlmalloc, fork_gate.rs) keeps freed memory up to
+    // its 2 MiB trim threshold and offers no trim of its global instance: that is the
+    // +0.3 MiB of anonymous PSS docs/benchmarks.md measured (Pods, 2026-11-24 09:24).
     // SAFETY: malloc_trim only releases free chunks; the supervisor is single-threaded.
     #[cfg(target_env = "gnu")]
     unsafe {
