@@ -252,7 +252,7 @@ pub(crate) fn create(
     // rest follows after the clone). Then wait for the helper: no other thread may run at
     // the clone (the child is a copy of this one thread, and must find no lock held).
     let seal_plan = seal_init.then(selfexe::SealPlan::new).transpose()?;
-    let ignored_signals = util::ignored_signals();
+    let signals_to_reset = util::signals_to_reset();
     let mut v1_made = 0;
     if v1_later && net_ahead {
         v1_made = cgroup.create_v1_while(&|| ahead.as_ref().is_some_and(|a| !a.is_finished()))?;
@@ -294,7 +294,7 @@ pub(crate) fn create(
                     .as_ref()
                     .zip(seal_view.as_ref().map(|v| v.as_raw_fd())),
                 cgroup_layout: Some(&layout),
-                ignored_signals,
+                signals_to_reset,
             })
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),

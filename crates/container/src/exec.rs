@@ -99,7 +99,7 @@ impl Runtime {
         // Enter the container's cgroup without a grace-period wait (see
         // podrun_cgroups::Cgroup::self_attach).
         let attach = cgroup.map(|c| c.self_attach()).transpose()?;
-        let ignored_signals = crate::util::ignored_signals();
+        let signals_to_reset = crate::util::signals_to_reset();
         let forked = clone3(
             0,
             attach
@@ -126,7 +126,7 @@ impl Runtime {
                     &proc_,
                     console.as_ref().map(|c| c.as_raw_fd()),
                     o.preserve_fds,
-                    ignored_signals,
+                    signals_to_reset,
                 ) {
                     Ok(never) => match never {},
                     Err(e) => e,
@@ -191,9 +191,9 @@ fn exec_child(
     p: &Process,
     console_sock: Option<RawFd>,
     preserve_fds: u32,
-    ignored_signals: u64,
+    signals_to_reset: u64,
 ) -> Result<Never> {
-    crate::util::reset_signal_dispositions(ignored_signals);
+    crate::util::reset_signal_dispositions(signals_to_reset);
     if !flags.contains(CloneFlags::CLONE_NEWUSER) {
         // Born in the container's pid namespace with the runtime's descriptors and cwd: see
         // process::set_non_dumpable (in a user namespace, from privileges::prepare on).

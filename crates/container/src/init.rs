@@ -40,8 +40,8 @@ pub(crate) struct InitArgs<'a> {
     pub seal: Option<(&'a crate::selfexe::SealPlan, RawFd)>,
     /// The host's cgroup layout the runtime detected (for the cgroup mount).
     pub cgroup_layout: Option<&'a podrun_cgroups::Layout>,
-    /// The signals the runtime ignored or caught at the clone (util::ignored_signals).
-    pub ignored_signals: u64,
+    /// The signals the runtime ignored or caught at the clone (util::signals_to_reset).
+    pub signals_to_reset: u64,
 }
 
 /// The last steps into the container's cgroup, taken once: wait until the runtime has made
@@ -164,7 +164,7 @@ fn run(a: &InitArgs) -> Result<Never> {
         Some(&nix::sys::signal::SigSet::empty()),
         None,
     );
-    crate::util::reset_signal_dispositions(a.ignored_signals);
+    crate::util::reset_signal_dispositions(a.signals_to_reset);
     if !a.ns.new_user() && a.ns.user_join.is_none() {
         // From the start, without a user namespace (else from privileges::prepare on).
         crate::process::set_non_dumpable()?;

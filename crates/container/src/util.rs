@@ -90,7 +90,7 @@ impl Drop for PendingWrite {
 /// The signals whose disposition is not the default in this thread: ignored (SIG_IGN) or
 /// caught (a handler), as the kernel's mask: bit n-1 for signal n (/proc/thread-self/status,
 /// `SigIgn` | `SigCgt`). Every signal when that cannot be read.
-pub fn ignored_signals() -> u64 {
+pub fn signals_to_reset() -> u64 {
     std::fs::read_to_string("/proc/thread-self/status")
         .ok()
         .and_then(|s| Some(parse_sig_mask(&s, "SigIgn:")? | parse_sig_mask(&s, "SigCgt:")?))
@@ -103,7 +103,7 @@ pub fn parse_sig_mask(status: &str, field: &str) -> Option<u64> {
     u64::from_str_radix(hex, 16).ok()
 }
 
-/// Resets to SIG_DFL the disposition of each signal in `ignored` (an [`ignored_signals`]
+/// Resets to SIG_DFL the disposition of each signal in `mask` (a [`signals_to_reset`]
 /// mask, read by the runtime before it forked this process). An ignored signal survives
 /// execve, so whatever the runtime (or its caller, e.g. a supervisor that ignores SIGPIPE,
 /// or a shell's `trap '' INT`) ignores would otherwise be ignored by the container's
@@ -111,7 +111,7 @@ pub fn parse_sig_mask(status: &str, field: &str) -> Option<u64> {
 /// signal sent to a created container before its execve (runtime-tools' `killsig`). Only
 /// those signals are touched (a call each; all 62 cost ~50 µs on a container's start). The
 /// container starts from the defaults, as runc's do.
-pub fn reset_signal_dispositions(ignored: u64) {
+pub fn reset_signal_dispositions(mask: u64) {
     // The kernel's struct sigaction for rt_sigaction(2) on x86-64/aarch64:
     // handler, flags, restorer, mask.
     #[repr(C)]
@@ -128,7 +128,7 @@ pub fn reset_signal_dispositions(ignored: u64) {
         mask: 0,
     };
     for sig in 1..=64 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP || ignored & (1u64 << (sig - 1)) == 0 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP || mask & (1u64 << (sig - 1)) == 0 {
             continue;
         }
         // SAFETY: rt_sigaction with a valid new action and no old-action
@@ -330,17 +330,18 @@ pub fn pgo_flush() {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
-    fn sig_ign_is_read_from_status() {
+    fn sig_masks_are_read_from_status() {
         let status = "Name:\tsh\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000384004\nSigCgt:\t0000000008013003\n";
-        let m = super::parse_sig_mask(status, "SigIgn:").unwrap();
+        let m = parse_sig_mask(status, "SigIgn:").unwrap();
         assert_eq!(m, 0x384004);
         assert_ne!(m & (1 << (libc::SIGQUIT - 1)), 0, "SIGQUIT (3) is bit 2");
-        assert_eq!(super::parse_sig_mask(status, "SigCgt:"), Some(0x8013003));
-        assert_eq!(super::parse_sig_mask("Name:\tsh\n", "SigIgn:"), None);
+        assert_eq!(parse_sig_mask(status, "SigCgt:"), Some(0x8013003));
+        assert_eq!(parse_sig_mask("Name:\tsh\n", "SigIgn:"), None);
         assert_ne!(
-            super::ignored_signals(),
+            signals_to_reset(),
             u64::MAX,
             "this thread's status is readable"
         );
@@ -360,8 +361,6 @@ mod tests {
         assert_eq!(a[2].as_bytes(), b"caf\xe9", "not UTF-8, kept as it is");
         assert_eq!(args()[2], "caf\u{fffd}");
     }
-
-    use super::*;
 
     #[test]
     fn parses_maps_lines() {
