@@ -14,17 +14,17 @@
 //! operations per allocation.
 
 use std::alloc::{GlobalAlloc, Layout};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The allocator behind the gate: dlmalloc (Doug Lea's, the Rust port std uses on wasm), not
 /// musl's. musl's mallocng hands every group it empties back to the kernel at once, so a
 /// short podrun command maps and unmaps the same few pages over and over: ~17 munmaps per
 /// `create`, each a TLB shootdown while the helper thread runs on the other CPU (~10 µs in
 /// this VM), and a fresh page fault for every page mapped again. dlmalloc keeps freed
-/// memory in its bins and gives back only whole free segments over its trim threshold
-/// (2 MiB), so a long-lived process (the pod supervisor) still returns what it stops using.
-/// Measured: create → start → delete 5.21 → 4.74 ms (docs/benchmarks.md).
+/// memory in its bins and gives back only whole free segments past its trim threshold
+/// (2 MiB). Measured: create → start → delete 5.21 → 4.74 ms; the price is memory kept by
+/// the long-lived pod processes, supervisor + pause PSS 1.32 → 1.79 MiB (docs/benchmarks.md).
 static INNER: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 const CLOSED: usize = 1 << (usize::BITS - 1);
 
