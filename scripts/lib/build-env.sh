@@ -1,9 +1,9 @@
 # shellcheck shell=bash
 # What `cargo build` needs besides cargo (sourced by scripts/build-release, which
 # scripts/test, scripts/demo and integration/vm/run call): podrun is a static musl
-# binary (.cargo/config.toml, docs/dependencies.md), so the Rust standard library for x86_64-unknown-linux-musl
-# (added with rustup when missing: it downloads it) and musl-gcc for the crates that
-# build C (Debian's musl-tools).
+# binary (.cargo/config.toml, docs/dependencies.md), so the Rust standard library for
+# x86_64-unknown-linux-musl (added with rustup when missing: it downloads it) and
+# musl-gcc for the crates that build C (Debian's musl-tools).
 PODRUN_TARGET=x86_64-unknown-linux-musl
 
 ensure_build_env() {
