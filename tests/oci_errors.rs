@@ -303,3 +303,19 @@ fn wrong_state_operations() {
         assert_error(&o, &[], &[&c.id]);
     }
 }
+
+/// The program vanished between `create` (which checks it) and `start`: the init's execve
+/// fails after start released it, and `start` reports that error instead of succeeding.
+#[test]
+fn start_reports_an_exec_failure() {
+    let mut c = Ctr::new("start-exec-fails");
+    std::fs::copy(c.rootfs.join("bin/busybox"), c.rootfs.join("bin/vanishing")).unwrap();
+    c.args(&["/bin/vanishing", "true"]);
+    c.create();
+    std::fs::remove_file(c.rootfs.join("bin/vanishing")).unwrap();
+    let o = c.rt(&["start", &c.id]);
+    assert_error(&o, &[], &["/bin/vanishing"]);
+    c.wait_status("stopped");
+    c.delete();
+    assert!(c.leftovers().is_empty(), "{:?}", c.leftovers());
+}

@@ -218,3 +218,46 @@ fn failing_poststop_hook_does_not_block_delete() {
     );
     assert!(c.leftovers().is_empty(), "{:?}", c.leftovers());
 }
+
+/// Spec (runtime.md, Lifecycle step 7, and config.md, startContainer): a failing
+/// startContainer hook stops the container and `start` reports the error; the program never
+/// runs. runc 1.1.5 returns success from `start` before its init runs the hook, so this test
+/// fails on runc by design.
+#[test]
+fn failing_start_container_hook_fails_start() {
+    let mut c = Ctr::new("hook-startctr-fail");
+    // startContainer runs in the container: /bin/false of the busybox rootfs.
+    c.hook("startContainer", "/bin/false", &["false"]);
+    c.sh("echo must-not-run");
+    c.create();
+    let o = c.rt(&["start", &c.id]);
+    assert_error(&o, &[], &["startContainer", "/bin/false"]);
+    c.wait_status("stopped");
+    assert_eq!(c.container_stdout(), "", "the program ran despite the hook");
+    c.delete();
+    assert!(c.leftovers().is_empty(), "{:?}", c.leftovers());
+}
+
+/// `start` returns once the user program runs, after the startContainer hooks: here a hook
+/// that takes 0.5 s. Right after `start`, the init is already `sleep` (before, `start`
+/// returned as soon as the init had left the fifo, and the init was still podrun, in the
+/// hook).
+#[test]
+fn start_returns_once_the_program_runs() {
+    let mut c = Ctr::new("start-waits-exec");
+    c.hook("startContainer", "/bin/sleep", &["sleep", "0.5"]);
+    c.args(&["sleep", "1000"]);
+    c.create();
+    let pid = c.pid();
+    c.start();
+    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(
+        comm.trim(),
+        "sleep",
+        "the init had not executed the program"
+    );
+    assert_eq!(c.status(), "running");
+    c.kill("KILL");
+    c.wait_status("stopped");
+    c.delete();
+}

@@ -318,22 +318,32 @@ fn run(a: &InitArgs) -> Result<Never> {
 
     a.chan.send(&Msg::Ready)?;
     crate::util::trace("init: ready");
-    match a.chan.recv()? {
-        Some(Msg::Start) => {}
-        Some(Msg::WaitFifo) => wait_fifo(
+    let fifo = match a.chan.recv()? {
+        Some(Msg::Start) => None,
+        Some(Msg::WaitFifo) => Some(wait_fifo(
             a.fifo.ok_or_else(|| Error::Other("no exec fifo".into()))?,
             fd_dir.as_ref(),
-        )?,
+        )?),
         Some(m) => return Err(Error::Other(format!("protocol: expected Start, got {m:?}"))),
         None => return Err(Error::RuntimeGone("start")),
+    };
+    let r = start_program(a, &state_json, prepared);
+    if let (Err(e), Some(f)) = (&r, &fifo) {
+        // `podrun start` reads this after the go byte, up to end-of-file, and reports it.
+        let _ = unistd::write(f, e.to_string().as_bytes());
     }
+    r
+}
+
+/// After `start`: the startContainer hooks, then the user program.
+fn start_program(a: &InitArgs, state_json: &str, prepared: privileges::Prepared) -> Result<Never> {
     if let Some(h) = a
         .spec
         .hooks()
         .as_ref()
         .filter(|h| h.start_container().is_some())
     {
-        let st = with_status(&state_json, "created");
+        let st = with_status(state_json, "created");
         hooks::run_hooks(
             hooks::HookKind::StartContainer,
             h.start_container().as_ref(),
@@ -481,10 +491,12 @@ pub(crate) fn find_executable(arg0: &str, env: &[String], cwd: &Path) -> Result<
 }
 
 /// Open exec.fifo for writing through our O_PATH descriptor; this blocks until `podrun start`
-/// opens it for reading. Then tell start we are going.
-fn wait_fifo(fd: RawFd, fd_dir: Option<&std::os::fd::OwnedFd>) -> Result<()> {
+/// opens it for reading. Then tell start we are going, and keep the descriptor: it is
+/// close-on-exec, so start reads end-of-file once the user program runs (or this process has
+/// ended), and an error before that is written to it (`run`).
+fn wait_fifo(fd: RawFd, fd_dir: Option<&std::os::fd::OwnedFd>) -> Result<std::os::fd::OwnedFd> {
     use nix::fcntl::OFlag;
-    use std::os::fd::AsRawFd;
+    use std::os::fd::{AsRawFd, FromRawFd};
     let name = fd.to_string();
     // Reopen through the runtime's /proc/self/fd directory, held open from before the root
     // changed: the container may have no /proc of its own.
@@ -502,12 +514,9 @@ fn wait_fifo(fd: RawFd, fd_dir: Option<&std::os::fd::OwnedFd>) -> Result<()> {
         ),
     }
     .ctx(|| "open exec fifo".into())?;
-    let _ = unistd::write(
-        // SAFETY: `f` is the descriptor open() just returned, used only within this scope.
-        unsafe { std::os::fd::BorrowedFd::borrow_raw(f) },
-        b"0",
-    );
-    let _ = unistd::close(f);
+    // SAFETY: the descriptor open() just returned, owned from here on.
+    let f = unsafe { std::os::fd::OwnedFd::from_raw_fd(f) };
+    let _ = unistd::write(&f, b"0");
     let _ = unistd::close(fd);
-    Ok(())
+    Ok(f)
 }

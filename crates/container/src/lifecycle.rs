@@ -318,9 +318,14 @@ fn run_poststart(rec: &Record) {
 
 /// Open exec.fifo for reading (which lets the init's open for writing complete), read its
 /// byte, remove the fifo. Fails if the init dies instead.
+/// Release a created container's init through exec.fifo and wait until its user program
+/// runs: the init writes one byte once start has opened the fifo, and its end of the fifo is
+/// close-on-exec, so end-of-file means the program has been executed (or the init has
+/// ended). Anything the init writes after the byte is the error that stopped it (a
+/// startContainer hook, the execve). The fifo is removed once the byte is read: `state`
+/// says `running` from then on.
 fn release_fifo(dir: &StateDir, rec: &Record) -> Result<()> {
     use nix::fcntl::{open, OFlag};
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let path = dir.fifo();
     let raw = open(
         &path,
@@ -331,30 +336,82 @@ fn release_fifo(dir: &StateDir, rec: &Record) -> Result<()> {
     // SAFETY: a fresh descriptor from open().
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut pfd = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-        let n = poll(&mut pfd, PollTimeout::from(100u16)).unwrap_or(0);
-        if n > 0 {
-            let mut b = [0u8; 8];
-            match nix::unistd::read(fd.as_raw_fd(), &mut b) {
-                Ok(k) if k > 0 => break,
-                _ => {}
+    let mut got = Vec::new();
+    // The go byte: the init may still be on its way to the fifo (30 s at most).
+    while got.is_empty() {
+        match read_fifo(&fd, &mut got)? {
+            Read::Data => {}
+            Read::Eof | Read::Nothing => {
+                if !crate::util::process_alive(rec.pid, rec.start_time) {
+                    return Err(Error::Other(format!(
+                        "container \"{}\" init exited before start",
+                        rec.id
+                    )));
+                }
+                if Instant::now() > deadline {
+                    return Err(Error::Other(format!(
+                        "container \"{}\" did not start within 30s",
+                        rec.id
+                    )));
+                }
             }
         }
-        if !crate::util::process_alive(rec.pid, rec.start_time) {
-            return Err(Error::Other(format!(
-                "container \"{}\" init exited before start",
-                rec.id
-            )));
-        }
-        if Instant::now() > deadline {
-            return Err(Error::Other(format!(
-                "container \"{}\" did not start within 30s",
-                rec.id
-            )));
+    }
+    std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+    // Then end-of-file: the program runs. No deadline: the startContainer hooks have their
+    // own timeouts, and a dead init has closed its end.
+    loop {
+        match read_fifo(&fd, &mut got)? {
+            Read::Eof => break,
+            Read::Data | Read::Nothing => {}
         }
     }
-    std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))
+    let err = String::from_utf8_lossy(&got[1..]);
+    if err.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Other(format!(
+            "container \"{}\" failed to start: {}",
+            rec.id,
+            err.trim_end()
+        )))
+    }
+}
+
+enum Read {
+    Data,
+    Eof,
+    /// Nothing within 100 ms (the writer has not opened the fifo yet, or is busy).
+    Nothing,
+}
+
+/// One poll (100 ms at most) and read of the fifo, appending what came to `got`.
+fn read_fifo(fd: &OwnedFd, got: &mut Vec<u8>) -> Result<Read> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut pfd = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut pfd, PollTimeout::from(100u16)) {
+        Ok(0) => return Ok(Read::Nothing),
+        Ok(_) => {}
+        Err(nix::errno::Errno::EINTR) => return Ok(Read::Nothing),
+        Err(e) => return Err(Error::sys("poll exec fifo", e)),
+    }
+    let mut b = [0u8; 4096];
+    match nix::unistd::read(fd.as_raw_fd(), &mut b) {
+        Ok(0) => {
+            // A fifo no writer has opened yet also reads as end-of-file: only a writer that
+            // came and went (POLLHUP) is the end.
+            let hup = pfd[0]
+                .revents()
+                .is_some_and(|r| r.contains(PollFlags::POLLHUP));
+            Ok(if hup { Read::Eof } else { Read::Nothing })
+        }
+        Ok(k) => {
+            got.extend_from_slice(&b[..k]);
+            Ok(Read::Data)
+        }
+        Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => Ok(Read::Nothing),
+        Err(e) => Err(Error::sys("read exec fifo", e)),
+    }
 }
 
 fn pidfd_of(rec: &Record) -> Option<OwnedFd> {
