@@ -239,17 +239,21 @@ fn failing_start_container_hook_fails_start() {
 }
 
 /// `start` returns once the user program runs, after the startContainer hooks: here a hook
-/// that takes 0.5 s. Right after `start`, the init is already `sleep` (before, `start`
-/// returned as soon as the init had left the fifo, and the init was still podrun, in the
-/// hook).
+/// that takes 1 s. While it runs, `state` says `created` (the status the hook is given);
+/// right after `start`, the init is already `sleep` (before, `start` returned as soon as the
+/// init had left the fifo, and the init was still podrun, in the hook).
 #[test]
 fn start_returns_once_the_program_runs() {
     let mut c = Ctr::new("start-waits-exec");
-    c.hook("startContainer", "/bin/sleep", &["sleep", "0.5"]);
+    c.hook("startContainer", "/bin/sleep", &["sleep", "1"]);
     c.args(&["sleep", "1000"]);
     c.create();
     let pid = c.pid();
-    c.start();
+    let mut start = c.command(&["start", &c.id]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(c.status(), "created", "during the startContainer hook");
+    let st = wait_child(&mut start, "start", std::time::Duration::from_secs(20));
+    assert!(st.success(), "start: {st:?}");
     let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
     assert_eq!(
         comm.trim(),

@@ -322,8 +322,9 @@ fn run_poststart(rec: &Record) {
 /// runs: the init writes one byte once start has opened the fifo, and its end of the fifo is
 /// close-on-exec, so end-of-file means the program has been executed (or the init has
 /// ended). Anything the init writes after the byte is the error that stopped it (a
-/// startContainer hook, the execve). The fifo is removed once the byte is read: `state`
-/// says `running` from then on.
+/// startContainer hook, the execve). The fifo is removed then: `state` says `created` while
+/// the startContainer hooks run (the status they are given), `running` once the program has
+/// been executed.
 fn release_fifo(dir: &StateDir, rec: &Record) -> Result<()> {
     use nix::fcntl::{open, OFlag};
     let path = dir.fifo();
@@ -357,7 +358,6 @@ fn release_fifo(dir: &StateDir, rec: &Record) -> Result<()> {
             }
         }
     }
-    std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
     // Then end-of-file: the program runs. No deadline: the startContainer hooks have their
     // own timeouts, and a dead init has closed its end.
     loop {
@@ -366,6 +366,7 @@ fn release_fifo(dir: &StateDir, rec: &Record) -> Result<()> {
             Read::Data | Read::Nothing => {}
         }
     }
+    std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
     let err = String::from_utf8_lossy(&got[1..]);
     if err.is_empty() {
         Ok(())
