@@ -493,7 +493,7 @@ pub(crate) fn find_executable(arg0: &str, env: &[String], cwd: &Path) -> Result<
 /// Open exec.fifo for writing through our O_PATH descriptor; this blocks until `podrun start`
 /// opens it for reading. Then tell start we are going, and keep the descriptor: it is
 /// close-on-exec, so start reads end-of-file once the user program runs (or this process has
-/// ended), and an error before that is written to it (`run`).
+/// ended), and an error before that is written to it (see `run`).
 fn wait_fifo(fd: RawFd, fd_dir: Option<&std::os::fd::OwnedFd>) -> Result<std::os::fd::OwnedFd> {
     use nix::fcntl::OFlag;
     use std::os::fd::{AsRawFd, FromRawFd};

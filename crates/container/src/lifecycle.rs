@@ -316,15 +316,13 @@ fn run_poststart(rec: &Record) {
     }
 }
 
-/// Open exec.fifo for reading (which lets the init's open for writing complete), read its
-/// byte, remove the fifo. Fails if the init dies instead.
 /// Release a created container's init through exec.fifo and wait until its user program
-/// runs: the init writes one byte once start has opened the fifo, and its end of the fifo is
-/// close-on-exec, so end-of-file means the program has been executed (or the init has
-/// ended). Anything the init writes after the byte is the error that stopped it (a
-/// startContainer hook, the execve). The fifo is removed then: `state` says `created` while
-/// the startContainer hooks run (the status they are given), `running` once the program has
-/// been executed.
+/// runs. Opening the fifo for reading lets the init's open for writing complete; the init
+/// writes one byte, and its end of the fifo is close-on-exec, so end-of-file means that the
+/// program has been executed (or that the init has ended). Anything the init writes after
+/// the byte is the error that stopped it (a startContainer hook, the execve). The fifo is
+/// removed then: `state` says `created` while the startContainer hooks run (the status they
+/// are given), `running` once the program has been executed.
 fn release_fifo(dir: &StateDir, rec: &Record) -> Result<()> {
     use nix::fcntl::{open, OFlag};
     let path = dir.fifo();
