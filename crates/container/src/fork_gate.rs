@@ -1,135 +1,146 @@
 //! A child of a fork or clone must find no allocator lock held. The child is a copy of the
 //! one thread that forked; a lock another thread held at that moment stays held in the child
-//! forever. The allocator (dlmalloc, below) has one global lock. A raw clone3 (clone.rs;
-//! namespaces and CLONE_INTO_CGROUP need it) runs no fork handlers, and libc's fork()
-//! protects only libc's own malloc. podrun's own runtime is single-threaded at the clone,
-//! but a process that embeds this library (the test binaries, which run tests on several
-//! threads; the pod supervisor) is not: there a container's init, or a forked child, could
-//! hang in its first allocation.
+//! forever. A raw clone3 (clone.rs; namespaces and CLONE_INTO_CGROUP need it) runs no fork
+//! handlers, and libc's fork() protects only libc's own malloc. podrun's own runtime is
+//! single-threaded at the clone, but a process that embeds this library (the test binaries,
+//! which run tests on several threads; the pod supervisor) is not: there a container's init,
+//! or a forked child, could hang in its first allocation.
 //!
-//! So every allocation passes a gate: a count of allocations in flight, and a bit that a
-//! forking thread sets ([`close`]) and then waits until the count is zero. New allocations
-//! wait while the bit is set; the parent and the child open the gate again right after the
-//! clone. For fork(), pthread_atfork handlers do the same. Cost: two uncontended atomic
-//! operations per allocation.
+//! So the allocator's one lock is also the gate: a cloning thread takes it ([`close`]), which
+//! waits out any allocation in flight and holds new ones back, and the parent and the child
+//! release it right after the clone ([`Closed::open`]). For fork(), pthread_atfork handlers
+//! do the same. Cost: one uncontended atomic exchange to take the lock and one to release
+//! it, per allocation.
 
 use std::alloc::{GlobalAlloc, Layout};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicU32, Ordering};
 
-/// The allocator behind the gate: dlmalloc (Doug Lea's, the Rust port std uses on wasm), not
-/// musl's. musl's mallocng hands every group it empties back to the kernel at once, so a
-/// short podrun command maps and unmaps the same few pages over and over: ~17 munmaps per
-/// `create`, each a TLB shootdown while the helper thread runs on the other CPU (~10 µs in
-/// this VM), and a fresh page fault for every page mapped again. dlmalloc keeps freed
-/// memory in its bins and gives back only whole free segments past its trim threshold
-/// (2 MiB). Measured: create → start → delete 5.21 → 4.74 ms; the price is memory kept by
-/// the long-lived pod processes, supervisor + pause PSS 1.32 → 1.79 MiB (docs/benchmarks.md).
-static INNER: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+/// The allocator: dlmalloc (Doug Lea's, the Rust port std uses on wasm), not musl's. musl's
+/// mallocng hands every group it empties back to the kernel at once, so a short podrun
+/// command maps and unmaps the same few pages over and over: ~17 munmaps per `create`, each
+/// a TLB shootdown while the helper thread runs on the other CPU (~10 µs in this VM), and a
+/// fresh page fault for every page mapped again. dlmalloc keeps freed memory in its bins
+/// and gives back only whole free segments past its trim threshold (2 MiB). Measured:
+/// create → start → delete 5.21 → 4.74 ms; the price is memory kept by the long-lived pod
+/// processes, supervisor + pause PSS 1.32 → 1.79 MiB (docs/benchmarks.md). dlmalloc's own
+/// global instance has a lock of its own; this one is behind [`LOCK`] alone.
+struct Heap(UnsafeCell<dlmalloc::Dlmalloc>);
 
-const CLOSED: usize = 1 << (usize::BITS - 1);
+// SAFETY: the dlmalloc instance is only reached with LOCK held (`with_heap`).
+unsafe impl Sync for Heap {}
 
-/// Allocations in flight, and `CLOSED`.
-static STATE: AtomicUsize = AtomicUsize::new(0);
+static HEAP: Heap = Heap(UnsafeCell::new(dlmalloc::Dlmalloc::new()));
 
-/// The allocator of every program that links this crate: dlmalloc behind the gate.
+/// 0: free; 1: held; 2: held, and a thread may be waiting (futex).
+static LOCK: AtomicU32 = AtomicU32::new(0);
+
+fn lock() {
+    if LOCK
+        .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        lock_contended();
+    }
+}
+
+#[cold]
+fn lock_contended() {
+    while LOCK.swap(2, Ordering::Acquire) != 0 {
+        futex(libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG, 2);
+    }
+}
+
+fn unlock() {
+    if LOCK.swap(0, Ordering::Release) == 2 {
+        futex(libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, 1);
+    }
+}
+
+/// futex(2) on LOCK: wait while it holds `val`, or wake `val` waiters.
+fn futex(op: libc::c_int, val: u32) {
+    // SAFETY: a futex operation on a static word; no timeout, no second word.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            LOCK.as_ptr(),
+            op,
+            val,
+            std::ptr::null::<libc::timespec>(),
+        )
+    };
+}
+
+/// Run `f` on the heap with the lock held.
+#[inline]
+fn with_heap<T>(f: impl FnOnce(&mut dlmalloc::Dlmalloc) -> T) -> T {
+    lock();
+    // SAFETY: LOCK is held: no other reference to the instance exists until `unlock`.
+    let r = f(unsafe { &mut *HEAP.0.get() });
+    unlock();
+    r
+}
+
+/// The allocator of every program that links this crate: dlmalloc behind the lock.
 pub struct GatedAlloc;
 
-#[inline]
-fn enter() {
-    loop {
-        if STATE.fetch_add(1, Ordering::Acquire) & CLOSED == 0 {
-            return;
-        }
-        STATE.fetch_sub(1, Ordering::Relaxed);
-        while STATE.load(Ordering::Relaxed) & CLOSED != 0 {
-            std::thread::yield_now();
-        }
-    }
-}
-
-#[inline]
-fn leave() {
-    STATE.fetch_sub(1, Ordering::Release);
-}
-
-// SAFETY: every call is forwarded to dlmalloc unchanged; the gate only delays it.
+// SAFETY: every call is forwarded to dlmalloc unchanged, with its lock held.
 unsafe impl GlobalAlloc for GatedAlloc {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        enter();
         // SAFETY: the caller's contract, passed on.
-        let p = unsafe { INNER.alloc(l) };
-        leave();
-        p
+        with_heap(|h| unsafe { h.malloc(l.size(), l.align()) })
     }
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        enter();
         // SAFETY: as above.
-        let p = unsafe { INNER.alloc_zeroed(l) };
-        leave();
-        p
+        with_heap(|h| unsafe { h.calloc(l.size(), l.align()) })
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        enter();
         // SAFETY: as above.
-        unsafe { INNER.dealloc(p, l) };
-        leave();
+        with_heap(|h| unsafe { h.free(p, l.size(), l.align()) })
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new_size: usize) -> *mut u8 {
-        enter();
         // SAFETY: as above.
-        let q = unsafe { INNER.realloc(p, l, new_size) };
-        leave();
-        q
+        with_heap(|h| unsafe { h.realloc(p, l.size(), l.align(), new_size) })
     }
 }
 
-/// The gate held closed by a cloning thread; [`Closed::open`] in the parent and in the child.
+/// The allocator's lock held by a cloning thread; [`Closed::open`] in the parent and in the
+/// child.
 pub(crate) struct Closed(());
 
-/// Close the gate and wait until no allocation is in flight. The caller must not allocate
-/// until it opens the gate again.
+/// Take the allocator's lock: no allocation is in flight on any thread from here, and none
+/// starts. The caller must not allocate until it opens the gate again.
 pub(crate) fn close() -> Closed {
-    loop {
-        let s = STATE.load(Ordering::Relaxed);
-        if s & CLOSED == 0
-            && STATE
-                .compare_exchange_weak(s, s | CLOSED, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-        {
-            break;
-        }
-        std::thread::yield_now();
-    }
-    while STATE.load(Ordering::Acquire) != CLOSED {
-        std::thread::yield_now();
-    }
+    lock();
     Closed(())
 }
 
 impl Closed {
+    /// Release the lock. In a clone's child, whose only thread is the one that took it, this
+    /// is the release of its own copy (waking nobody: the waiters stayed in the parent).
     pub(crate) fn open(self) {
-        STATE.fetch_and(!CLOSED, Ordering::Release);
+        unlock();
     }
 }
 
-/// Before fork(): close the gate (the forking thread is not inside an allocation).
+/// Before fork(): take the lock (the forking thread is not inside an allocation).
 extern "C" fn close_before_fork() {
-    // Opened again by the handlers below, in the parent and in the child.
-    let _stays_closed: Closed = close();
+    // Released by the handlers below, in the parent and in the child.
+    lock();
 }
 
-/// After fork(), in the parent: open it again.
+/// After fork(), in the parent: release it.
 extern "C" fn open_in_parent() {
-    STATE.fetch_and(!CLOSED, Ordering::Release);
+    unlock();
 }
 
-/// After fork(), in the child: its only thread has nothing in flight, and the gate is open.
+/// After fork(), in the child: its only thread holds it; nobody waits on this copy.
 extern "C" fn reset_in_child() {
-    STATE.store(0, Ordering::Relaxed);
+    LOCK.store(0, Ordering::Relaxed);
 }
 
 extern "C" fn register_handlers() {
-    // SAFETY: registers handlers that only touch an atomic (and yield while waiting).
+    // SAFETY: registers handlers that only take or release the lock.
     unsafe {
         libc::pthread_atfork(
             Some(close_before_fork),

@@ -112,7 +112,7 @@ impl Runtime {
     }
 }
 
-/// Allocations pass a gate that a clone3 closes (fork_gate.rs): a container's init never
-/// finds the allocator's lock held by another thread of its parent.
+/// dlmalloc behind one lock, which a clone3 holds across the system call (fork_gate.rs): a
+/// container's init never finds it held by another thread of its parent.
 #[global_allocator]
 static ALLOCATOR: fork_gate::GatedAlloc = fork_gate::GatedAlloc;
