@@ -100,7 +100,6 @@ fn execve(exe: &Path, args: &[String], env: &[String]) -> Result<Never> {
         .map_err(|_| Error::spec("process.args[0]", "NUL byte"))?;
     let argv = args.iter().map(|s| c(s)).collect::<Result<Vec<_>>>()?;
     let envp = env.iter().map(|s| c(s)).collect::<Result<Vec<_>>>()?;
-    crate::util::pgo_flush();
     let e = nix::unistd::execve(&path, &argv, &envp).unwrap_err();
     Err(Error::sys(format!("exec {}", exe.display()), e))
 }

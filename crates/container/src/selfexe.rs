@@ -132,7 +132,6 @@ pub fn reexec(view: OwnedFd) -> Error {
         })
         .collect();
     crate::util::trace("selfexe: sealed view ready, exec");
-    crate::util::pgo_flush();
     let e = execveat_empty(view.as_raw_fd(), &args, &env);
     Error::sys("re-exec podrun from its sealed view", e)
 }

@@ -352,21 +352,6 @@ pub fn pidfd_signal(fd: &std::os::fd::OwnedFd, sig: i32) -> nix::Result<()> {
     }
 }
 
-/// Before an execve that replaces this podrun process: in a profile-collecting build
-/// (`--cfg podrun_pgo`, scripts/build-release), write the profile counters gathered so far,
-/// which the execve would discard. A no-op in every other build.
-pub fn pgo_flush() {
-    #[cfg(podrun_pgo)]
-    {
-        extern "C" {
-            fn __llvm_profile_write_file() -> libc::c_int;
-        }
-        // SAFETY: LLVM's profile runtime, linked into every -Cprofile-generate build; it
-        // writes the counters to the LLVM_PROFILE_FILE pattern and takes no arguments.
-        unsafe { __llvm_profile_write_file() };
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
