@@ -97,27 +97,25 @@ impl PendingWrite {
 
 /// renameat2(RENAME_EXCHANGE): swap two existing names atomically. (The system call:
 /// nix and musl wrap it only for glibc.)
-fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let a = std::ffi::CString::new(a.as_os_str().as_bytes())?;
-    let b = std::ffi::CString::new(b.as_os_str().as_bytes())?;
+fn exchange(a: &Path, b: &Path) -> nix::Result<()> {
+    use nix::NixPath;
     const RENAME_EXCHANGE: libc::c_uint = 1 << 1;
-    // SAFETY: two NUL-terminated paths that outlive the call; AT_FDCWD for both.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_renameat2,
-            libc::AT_FDCWD,
-            a.as_ptr(),
-            libc::AT_FDCWD,
-            b.as_ptr(),
-            RENAME_EXCHANGE,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    let r = a.with_nix_path(|a| {
+        b.with_nix_path(|b| {
+            // SAFETY: two NUL-terminated paths that outlive the call; AT_FDCWD for both.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_renameat2,
+                    libc::AT_FDCWD,
+                    a.as_ptr(),
+                    libc::AT_FDCWD,
+                    b.as_ptr(),
+                    RENAME_EXCHANGE,
+                )
+            }
+        })
+    })??;
+    nix::errno::Errno::result(r).map(drop)
 }
 
 impl Drop for PendingWrite {
