@@ -179,6 +179,51 @@ fn user_namespace_with_mappings() {
     assert_ne!(l[4][0], host_ns("user"), "{out}");
 }
 
+/// Joining a user namespace whose setgroups is "deny" (as `unshare --map-root-user` leaves
+/// it): the container still starts; process.user.additionalGids cannot be set there and are
+/// ignored with a warning, as runc does.
+#[test]
+fn joined_user_namespace_with_setgroups_denied() {
+    let mut c = Ctr::new("ns-userdeny");
+    let child = Command::new("unshare")
+        .args(["--user", "--map-root-user", "sleep", "1000"])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("unshare (util-linux)");
+    let s = Sleeper(child);
+    let pid = s.0.id();
+    poll("unshare to exec sleep", WAIT, || {
+        let comm = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        (comm.trim() == "sleep").then_some(())
+    });
+    assert_eq!(
+        fs::read_to_string(format!("/proc/{pid}/setgroups"))
+            .unwrap()
+            .trim(),
+        "deny"
+    );
+    c.namespace("user", Some(&format!("/proc/{pid}/ns/user")));
+    c.config["process"]["user"]["additionalGids"] = json!([5]);
+    // Only root is mapped there: devpts cannot be given group 5 (tty).
+    for m in c.config["mounts"].as_array_mut().unwrap() {
+        if m["destination"] == "/dev/pts" {
+            let opts = m["options"].as_array_mut().unwrap();
+            opts.retain(|o| o != "gid=5");
+        }
+    }
+    let o = c.run_sh("cat /proc/self/setgroups; id -G");
+    assert_ok(&o, "run");
+    assert_eq!(
+        stdout(&o).split_whitespace().collect::<Vec<_>>(),
+        ["deny", "0"]
+    );
+    assert!(
+        stderr(&o).contains("setgroups is denied"),
+        "no warning: {}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn hostname_set_in_new_uts() {
     let mut c = Ctr::new("ns-hostname");

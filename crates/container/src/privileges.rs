@@ -45,6 +45,8 @@ pub fn prepare(spec: &Spec, p: &Process, preserve_fds: u32, create_cwd: bool) ->
         &env,
         p.cwd(),
     )?;
+    // Before a seccomp filter could refuse the probe (capabilities.rs).
+    let last_cap = crate::capabilities::last_cap();
     let filter = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         Some(s) => Some(seccomp::compile(s)?),
         None => None,
@@ -67,7 +69,9 @@ pub fn prepare(spec: &Spec, p: &Process, preserve_fds: u32, create_cwd: bool) ->
         }
         (f, _) => f,
     };
-    process::apply_identity(p)?;
+    crate::util::trace("pp: before identity");
+    process::apply_identity(p, last_cap)?;
+    crate::util::trace("pp: identity");
     // Again as the container user, so directory permissions are checked for it.
     process::change_dir(p.cwd())?;
     if nnp {

@@ -7,7 +7,7 @@
 use nix::unistd::{setresgid, setresuid, Gid, Uid};
 use oci_spec::runtime::Process;
 
-use crate::capabilities::{apply_caps, cap_sets, drop_bounding, last_cap, set_keep_caps};
+use crate::capabilities::{apply_caps, cap_sets, drop_bounding, set_keep_caps};
 use crate::error::{Error, Result, SysContext};
 
 pub use crate::capabilities::parse_capability;
@@ -21,8 +21,7 @@ pub fn setgroups_denied() -> bool {
 }
 
 /// Switch to `process.user` and apply `process.capabilities` and the umask.
-pub fn apply_identity(p: &Process) -> Result<()> {
-    let last = last_cap();
+pub fn apply_identity(p: &Process, last: u8) -> Result<()> {
     let sets = cap_sets(p.capabilities().as_ref(), last)?;
     let user = p.user();
     let (uid, gid) = (user.uid(), user.gid());
@@ -38,20 +37,26 @@ pub fn apply_identity(p: &Process) -> Result<()> {
         .iter()
         .map(|g| Gid::from_raw(*g))
         .collect();
-    if setgroups_denied() {
-        if !groups.is_empty() {
-            tracing::warn!(
-                "setgroups is denied in this user namespace; process.user.additionalGids ignored"
-            );
+    // Tried first: /proc/self/setgroups is read only when the kernel refuses (EPERM), to
+    // tell a user namespace's "deny" from a real failure.
+    match nix::unistd::setgroups(&groups) {
+        Ok(()) => {}
+        Err(nix::Error::EPERM) if setgroups_denied() => {
+            if !groups.is_empty() {
+                tracing::warn!(
+                    "setgroups is denied in this user namespace; process.user.additionalGids ignored"
+                );
+            }
         }
-    } else {
-        nix::unistd::setgroups(&groups).map_err(|e| Error::InvalidSpec {
-            field: "process.user.additionalGids".into(),
-            msg: format!(
-                "setgroups {:?}: {e}",
-                user.additional_gids().as_deref().unwrap_or(&[])
-            ),
-        })?;
+        Err(e) => {
+            return Err(Error::InvalidSpec {
+                field: "process.user.additionalGids".into(),
+                msg: format!(
+                    "setgroups {:?}: {e}",
+                    user.additional_gids().as_deref().unwrap_or(&[])
+                ),
+            })
+        }
     }
     setresgid(Gid::from_raw(gid), Gid::from_raw(gid), Gid::from_raw(gid)).map_err(|e| {
         Error::InvalidSpec {
@@ -103,7 +108,7 @@ pub fn set_non_dumpable() -> Result<()> {
 /// so it can still use it after the switch; /dev/null and descriptors we
 /// may not change are left alone.
 fn fix_stdio_ownership(uid: u32, gid: u32) {
-    let null = nix::sys::stat::stat("/dev/null").ok();
+    let mut null = None;
     for fd in 0..3 {
         let Ok(st) = nix::sys::stat::fstat(fd) else {
             continue;
@@ -111,7 +116,8 @@ fn fix_stdio_ownership(uid: u32, gid: u32) {
         if st.st_uid == uid {
             continue;
         }
-        if let Some(n) = &null {
+        let n = null.get_or_insert_with(|| nix::sys::stat::stat("/dev/null").ok());
+        if let Some(n) = n {
             if st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == n.st_rdev {
                 continue;
             }

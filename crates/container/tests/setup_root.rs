@@ -510,7 +510,7 @@ fn child_identity() {
     .unwrap();
     let prog = seccomp::compile(&sc).unwrap();
     process::set_rlimits(p.rlimits().as_deref().unwrap()).unwrap();
-    process::apply_identity(&p).unwrap();
+    process::apply_identity(&p, capabilities::last_cap()).unwrap();
     process::set_no_new_privs().unwrap();
     assert!(seccomp::load(&prog).unwrap().is_none());
     // SAFETY: a raw syscall.
@@ -596,7 +596,6 @@ fn identity_and_seccomp() {
     assert_eq!(get("Umask:"), "0027");
     assert_eq!(get("getppid"), "-1 Some(42)");
     assert_eq!(get("nofile"), "512 1024");
-    let _ = capabilities::last_cap();
 }
 
 /// Child side of the console scenario: become the pty's session, write.
