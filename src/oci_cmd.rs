@@ -63,6 +63,8 @@ pub enum OciCommand {
     Pause { id: String },
     /// Thaw a paused container
     Resume { id: String },
+    /// Change the cgroup limits of a container (runc's `update`)
+    Update(Box<UpdateArgs>),
     /// Resource usage of a container from its cgroup (runc's `events`)
     Events {
         id: String,
@@ -83,6 +85,149 @@ pub enum OciCommand {
         #[arg(long)]
         rootless: bool,
     },
+}
+
+/// runc's `update` flags. Sizes take units (256m, 1g); -1 is unlimited.
+#[derive(clap::Args, Debug)]
+pub struct UpdateArgs {
+    /// A linux.resources JSON document with the fields to change ('-': standard input);
+    /// the other options are then ignored
+    #[arg(short = 'r', long)]
+    pub resources: Option<PathBuf>,
+    /// Block I/O weight (10-1000)
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    /// CFS period (µs)
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<u64>,
+    /// CFS quota (µs per period; -1: none)
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CFS burst (µs)
+    #[arg(long = "cpu-burst")]
+    pub cpu_burst: Option<u64>,
+    /// CPU shares (relative weight)
+    #[arg(long = "cpu-share")]
+    pub cpu_share: Option<u64>,
+    /// Realtime period (µs)
+    #[arg(long = "cpu-rt-period")]
+    pub cpu_rt_period: Option<u64>,
+    /// Realtime runtime (µs per period)
+    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
+    pub cpu_rt_runtime: Option<i64>,
+    /// SCHED_IDLE for the cgroup (1) or not (0)
+    #[arg(long = "cpu-idle")]
+    pub cpu_idle: Option<i64>,
+    /// CPUs to use (cpuset, e.g. 0-1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes to use (cpuset)
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// Memory reservation (soft limit)
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
+    pub memory_reservation: Option<String>,
+    /// Memory + swap limit (-1: unlimited swap)
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Maximum number of tasks (-1: unlimited)
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Obsolete (ignored, as by runc)
+    #[arg(long = "kernel-memory", hide = true)]
+    pub kernel_memory: Option<String>,
+    /// Obsolete (ignored, as by runc)
+    #[arg(long = "kernel-memory-tcp", hide = true)]
+    pub kernel_memory_tcp: Option<String>,
+    /// Intel RDT L3 cache schema (not supported)
+    #[arg(long = "l3-cache-schema")]
+    pub l3_cache_schema: Option<String>,
+    /// Intel RDT memory bandwidth schema (not supported)
+    #[arg(long = "mem-bw-schema")]
+    pub mem_bw_schema: Option<String>,
+    pub id: String,
+}
+
+impl UpdateArgs {
+    /// The request as a `linux.resources` document with only the given fields set.
+    fn request(&self) -> Result<oci_spec::runtime::LinuxResources> {
+        use serde_json::{json, Map, Value};
+        if self.l3_cache_schema.is_some() || self.mem_bw_schema.is_some() {
+            anyhow::bail!(
+                "--l3-cache-schema/--mem-bw-schema: Intel RDT is not supported by podrun"
+            );
+        }
+        if let Some(p) = &self.resources {
+            let (what, data) = if p.as_os_str() == "-" {
+                let mut b = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
+                    .context("update --resources -: read standard input")?;
+                ("standard input".to_string(), b)
+            } else {
+                let b = std::fs::read(p)
+                    .with_context(|| format!("update --resources {}", p.display()))?;
+                (p.display().to_string(), b)
+            };
+            return serde_json::from_slice(&data).with_context(|| {
+                format!("update --resources: {what} is not a linux.resources document")
+            });
+        }
+        for (flag, v) in [
+            ("kernel-memory", &self.kernel_memory),
+            ("kernel-memory-tcp", &self.kernel_memory_tcp),
+        ] {
+            if v.is_some() {
+                tracing::warn!("--{flag} is obsolete and ignored");
+            }
+        }
+        let size = |flag: &str, v: &Option<String>| -> Result<Option<i64>> {
+            v.as_deref()
+                .map(|s| engine::update::parse_ram(s).map_err(|e| anyhow::anyhow!("--{flag}: {e}")))
+                .transpose()
+        };
+        let obj = |pairs: Vec<(&str, Option<Value>)>| -> Option<Value> {
+            let m: Map<String, Value> = pairs
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+                .collect();
+            (!m.is_empty()).then_some(Value::Object(m))
+        };
+        let memory = obj(vec![
+            ("limit", size("memory", &self.memory)?.map(Value::from)),
+            (
+                "reservation",
+                size("memory-reservation", &self.memory_reservation)?.map(Value::from),
+            ),
+            (
+                "swap",
+                size("memory-swap", &self.memory_swap)?.map(Value::from),
+            ),
+        ]);
+        let cpu = obj(vec![
+            ("shares", self.cpu_share.map(Value::from)),
+            ("quota", self.cpu_quota.map(Value::from)),
+            ("burst", self.cpu_burst.map(Value::from)),
+            ("period", self.cpu_period.map(Value::from)),
+            ("realtimeRuntime", self.cpu_rt_runtime.map(Value::from)),
+            ("realtimePeriod", self.cpu_rt_period.map(Value::from)),
+            ("idle", self.cpu_idle.map(Value::from)),
+            ("cpus", self.cpuset_cpus.clone().map(Value::from)),
+            ("mems", self.cpuset_mems.clone().map(Value::from)),
+        ]);
+        let block_io = obj(vec![("weight", self.blkio_weight.map(Value::from))]);
+        let pids = obj(vec![("limit", self.pids_limit.map(Value::from))]);
+        let doc = obj(vec![
+            ("memory", memory),
+            ("cpu", cpu),
+            ("blockIO", block_io),
+            ("pids", pids),
+        ])
+        .unwrap_or_else(|| json!({}));
+        Ok(serde_json::from_value(doc)?)
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -216,6 +361,10 @@ pub fn run(g: &GlobalOpts, cmd: OciCommand) -> Result<i32> {
             ps_table(&pids, &ps_args)
         }
         OciCommand::Exec(a) => exec(&rt, a),
+        OciCommand::Update(a) => {
+            rt.update(&a.id, &a.request()?)?;
+            Ok(0)
+        }
         OciCommand::Pause { id } => {
             rt.pause(&id)?;
             Ok(0)

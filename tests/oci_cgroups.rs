@@ -259,3 +259,180 @@ fn events_stats_reports_usage_and_limits() {
     assert!(v["data"]["pids"]["current"].as_u64().unwrap() >= 1);
     assert!(v["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0);
 }
+
+/// `update` (runc's; containerd calls it for UpdateContainerResources): the limits of a running
+/// container change in its cgroup, from flags and from a `--resources -` document; what is not
+/// asked for stays.
+#[test]
+fn update_changes_the_limits_of_a_running_container() {
+    let mut c = Ctr::new("cg-update");
+    c.args(&["sleep", "30"]).resources(json!({
+        "memory": {"limit": 64 << 20, "reservation": 32 << 20},
+        "pids": {"limit": 20},
+        "cpu": {"shares": 512},
+    }));
+    c.create();
+    c.start();
+    let id = c.id.clone();
+    let mem = c.cgroup_dir("memory");
+    let pids = c.cgroup_dir("pids");
+    let cpu = c.cgroup_dir("cpu");
+    let o = c.rt(&[
+        "update",
+        "--memory",
+        "128m",
+        "--pids-limit",
+        "40",
+        "--cpu-share",
+        "256",
+        "--cpu-period",
+        "100000",
+        "--cpu-quota",
+        "50000",
+        &id,
+    ]);
+    assert_ok(&o, "update with flags");
+    assert_eq!(
+        read(&mem.join("memory.limit_in_bytes")),
+        (128u64 << 20).to_string()
+    );
+    assert_eq!(
+        read(&mem.join("memory.soft_limit_in_bytes")),
+        (32u64 << 20).to_string()
+    );
+    assert_eq!(read(&pids.join("pids.max")), "40");
+    assert_eq!(read(&cpu.join("cpu.shares")), "256");
+    assert_eq!(read(&cpu.join("cpu.cfs_quota_us")), "50000");
+
+    let mut cmd = c.command(&["update", "--resources", "-", &id]);
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            br#"{"memory": {"limit": 100663296}, "pids": {"limit": -1}, "cpu": {"quota": -1}}"#,
+        )
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_ok(&o, "update --resources -");
+    assert_eq!(read(&mem.join("memory.limit_in_bytes")), "100663296");
+    assert_eq!(read(&pids.join("pids.max")), "max");
+    assert_eq!(read(&cpu.join("cpu.cfs_quota_us")), "-1");
+    assert_eq!(
+        read(&cpu.join("cpu.shares")),
+        "256",
+        "not asked for: unchanged"
+    );
+    assert_eq!(c.state()["status"], "running");
+    if is_podrun() {
+        // The container's record follows: `events` reports the new limit.
+        let o = c.rt(&["events", "--stats", &id]);
+        assert_ok(&o, "events --stats");
+        let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        assert_eq!(v["data"]["memory"]["usage"]["limit"], 100663296);
+    }
+}
+
+/// A memory limit below what the container uses (anonymous memory, no swap to go to) is
+/// refused by the kernel: `update` fails with a line naming the file and the usage, and the
+/// old limits stay, in the cgroup and in the record.
+#[test]
+fn update_below_the_usage_fails_and_keeps_the_old_limits() {
+    let mut c = Ctr::new("cg-update-busy");
+    // The shell holds the 8 MB after `sleep` (not the last command, so not exec'd).
+    c.sh("x=$(head -c 8000000 /dev/zero | tr '\\0' a); echo ready; sleep 30; echo ${#x}")
+        .resources(json!({"memory": {"limit": 64 << 20}, "pids": {"limit": 20}}));
+    c.create();
+    c.start();
+    poll("the container to fill its memory", WAIT, || {
+        c.container_stdout().contains("ready").then_some(())
+    });
+    let id = c.id.clone();
+    let mem = c.cgroup_dir("memory");
+    let o = c.rt(&["update", "--memory", "1m", "--pids-limit", "30", &id]);
+    assert!(!o.status.success(), "update below usage succeeded");
+    if is_podrun() {
+        let e = stderr(&o);
+        assert!(
+            e.contains("memory.limit_in_bytes") && e.contains("below the current usage"),
+            "{e}"
+        );
+        assert_eq!(e.trim().lines().count(), 1, "one line: {e}");
+        let o = c.rt(&["events", "--stats", &id]);
+        let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        assert_eq!(v["data"]["memory"]["usage"]["limit"], 64 << 20);
+        assert_eq!(v["data"]["pids"]["limit"], 20, "rolled back with the rest");
+    }
+    assert_eq!(
+        read(&mem.join("memory.limit_in_bytes")),
+        (64u64 << 20).to_string()
+    );
+}
+
+#[test]
+fn update_refuses_what_it_cannot_do() {
+    if !is_podrun() {
+        return; // the messages are podrun's
+    }
+    let mut c = Ctr::new("cg-update-bad");
+    c.args(&["true"]);
+    let id = c.id.clone();
+    let o = c.rt(&["update", "--memory", "10m", "nosuch"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("\"nosuch\" does not exist"),
+        "{}",
+        stderr(&o)
+    );
+    c.create();
+    let o = c.rt(&["update", "--memory", "12x", &id]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--memory: invalid size \"12x\""),
+        "{}",
+        stderr(&o)
+    );
+    let o = c.rt(&["update", "--l3-cache-schema", "L3:0=f", &id]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("Intel RDT"), "{}", stderr(&o));
+    let bad = c.dir.join("bad.json");
+    fs::write(&bad, r#"{"memory": {"limit": "lots"}}"#).unwrap();
+    let o = c.rt(&["update", "-r", bad.to_str().unwrap(), &id]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("bad.json is not a linux.resources document"),
+        "{}",
+        stderr(&o)
+    );
+    c.start();
+    c.wait_status("stopped");
+    let o = c.rt(&["update", "--memory", "10m", &id]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("is stopped"), "{}", stderr(&o));
+}
+
+/// A write that fails after others succeeded (cpu.shares is written before cpuset.cpus): the
+/// earlier ones are undone.
+#[test]
+fn a_failed_update_restores_what_it_had_written() {
+    let mut c = Ctr::new("cg-update-undo");
+    c.args(&["sleep", "30"])
+        .resources(json!({"cpu": {"shares": 512}}));
+    c.create();
+    let id = c.id.clone();
+    let cpu = c.cgroup_dir("cpu");
+    let o = c.rt(&["update", "--cpu-share", "300", "--cpuset-cpus", "63", &id]);
+    assert!(
+        !o.status.success(),
+        "cpuset.cpus 63 accepted on a 2-CPU host?"
+    );
+    if is_podrun() {
+        assert!(stderr(&o).contains("cpuset.cpus"), "{}", stderr(&o));
+    }
+    assert_eq!(read(&cpu.join("cpu.shares")), "512");
+}

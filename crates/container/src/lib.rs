@@ -40,6 +40,7 @@ pub mod privileges;
 pub mod resources;
 pub mod state;
 pub mod tty;
+pub mod update;
 
 pub use error::{Error, Result};
 pub use state::{ListEntry, State};
