@@ -58,11 +58,76 @@ pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> Result<Forked> {
     gate.open();
     match ret {
         -1 => Err(Error::sys(format!("clone3 (flags {flags:#x})"), errno)),
-        0 => Ok(Forked::Child),
+        0 => {
+            end_panics_here();
+            Ok(Forked::Child)
+        }
         pid => Ok(Forked::Parent {
             pid: pid as i32,
             // SAFETY: the kernel stored a new pidfd for the child in `pidfd`; we own it.
             pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
         }),
+    }
+}
+
+/// A panic in a clone3 child ends the child, and only the child.
+///
+/// musl caches the thread id in its thread descriptor; its fork() refreshes it, a raw clone3
+/// cannot. Its abort() (where a panic ends with panic=abort) raises SIGABRT with tkill(2) on
+/// that cached id: the parent's thread. With a pid namespace of its own the child would only
+/// fail to signal anyone, but when the two share one (a container that joins the host's or
+/// another container's pid namespace, `exec`), a panic in the child would kill the runtime
+/// that created it. So the child's panic hook, after printing the message as before, sends
+/// SIGABRT to the child's own pid and, should that not end it (the init of a pid namespace
+/// ignores a signal it sends itself without a handler), exits with 134 (128 + SIGABRT).
+fn end_panics_here() {
+    let print = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        print(info);
+        // SAFETY: system calls on this process only: SIGABRT's default action, unblocked,
+        // then kill(getpid(), SIGABRT), then exit_group.
+        unsafe {
+            libc::signal(libc::SIGABRT, libc::SIG_DFL);
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGABRT);
+            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            libc::syscall(
+                libc::SYS_kill,
+                libc::syscall(libc::SYS_getpid),
+                libc::SIGABRT,
+            );
+            libc::syscall(libc::SYS_exit_group, 128 + libc::SIGABRT);
+        }
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without the hook, the child's panic would tkill the parent's thread id (this test's
+    /// thread: the same pid namespace) or, in this unwinding test build, unwind into a copy
+    /// of the test harness.
+    #[test]
+    fn a_panicking_clone3_child_dies_alone() {
+        match clone3(0, None).unwrap() {
+            Forked::Child => panic!("deliberate panic in a clone3 child"),
+            Forked::Parent { pid, pidfd } => {
+                drop(pidfd);
+                let st = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
+                assert!(
+                    matches!(
+                        st,
+                        nix::sys::wait::WaitStatus::Signaled(
+                            _,
+                            nix::sys::signal::Signal::SIGABRT,
+                            _
+                        )
+                    ),
+                    "{st:?}"
+                );
+            }
+        }
     }
 }
