@@ -115,21 +115,34 @@ impl Drop for Sleeper {
     }
 }
 
+impl Sleeper {
+    /// `unshare <flags> sleep 1000`, once it has exec'd sleep (its namespaces exist then).
+    fn unshare(flags: &[&str]) -> Sleeper {
+        let child = Command::new("unshare")
+            .args(flags)
+            .args(["sleep", "1000"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("unshare (util-linux)");
+        let s = Sleeper(child);
+        let pid = s.pid();
+        poll("unshare to exec sleep", WAIT, || {
+            let comm = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            (comm.trim() == "sleep").then_some(())
+        });
+        s
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
 #[test]
 fn join_uts_and_ipc_of_another_process() {
     let mut c = Ctr::new("ns-joinuts");
-    let child = Command::new("unshare")
-        .args(["--uts", "--ipc", "sleep", "1000"])
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("unshare (util-linux)");
-    let s = Sleeper(child);
-    let pid = s.0.id();
-    // unshare execs sleep once the namespaces exist.
-    poll("unshare to exec sleep", WAIT, || {
-        let comm = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-        (comm.trim() == "sleep").then_some(())
-    });
+    let s = Sleeper::unshare(&["--uts", "--ipc"]);
+    let pid = s.pid();
     let uts = fs::read_link(format!("/proc/{pid}/ns/uts"))
         .unwrap()
         .to_string_lossy()
@@ -185,17 +198,8 @@ fn user_namespace_with_mappings() {
 #[test]
 fn joined_user_namespace_with_setgroups_denied() {
     let mut c = Ctr::new("ns-userdeny");
-    let child = Command::new("unshare")
-        .args(["--user", "--map-root-user", "sleep", "1000"])
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("unshare (util-linux)");
-    let s = Sleeper(child);
-    let pid = s.0.id();
-    poll("unshare to exec sleep", WAIT, || {
-        let comm = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-        (comm.trim() == "sleep").then_some(())
-    });
+    let s = Sleeper::unshare(&["--user", "--map-root-user"]);
+    let pid = s.pid();
     assert_eq!(
         fs::read_to_string(format!("/proc/{pid}/setgroups"))
             .unwrap()

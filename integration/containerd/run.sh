@@ -135,22 +135,9 @@ fi
 "$here/build-image.sh" "$work/image" "$image" >/dev/null || { echo "error: building the busybox image failed" >&2; exit 1; }
 ctr_ image import "$work/image/busybox.tar" >/dev/null || { echo "error: ctr image import failed" >&2; exit 1; }
 
-# --- tiny test harness --------------------------------------------------------
-passed=0 failed=0
-pass() { passed=$((passed + 1)); echo "ok   - $1"; }
-fail() {
-	failed=$((failed + 1))
-	echo "FAIL - $1"
-	shift
-	local l
-	for l in "$@"; do echo "       $l"; done
-}
-expect_eq() { # name expected actual
-	if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "expected: $(printf %q "$2")" "actual:   $(printf %q "$3")"; fi
-}
-expect_contains() { # name needle haystack
-	if [[ "$3" == *"$2"* ]]; then pass "$1"; else fail "$1" "expected to contain: $2" "actual: $(printf %q "$3")"; fi
-}
+# --- checks (integration/lib/harness.sh) ----------------------------------------
+# shellcheck source=../lib/harness.sh
+source "$here/../lib/harness.sh"
 task_status() { ctr_ task ls 2>/dev/null | awk -v id="$1" '$1 == id {print $3}'; }
 wait_status() { # id status
 	local s
@@ -270,5 +257,4 @@ left=$(for c in /sys/fs/cgroup/*/; do ls -d "$c${cg_parent#/}"/*/ 2>/dev/null; d
 expect_eq "cleanup: no container cgroups left" "" "$left"
 
 echo
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+harness_summary

@@ -58,22 +58,9 @@ podman_load_busybox "$image" || { echo "error: loading the busybox image into po
 pm() { "${PODMAN[@]}" "$@"; }
 run=(pm run --cgroup-parent "$cg_parent")
 
-# --- tiny test harness ----------------------------------------------------------
-passed=0 failed=0
-pass() { passed=$((passed + 1)); echo "ok   - $1"; }
-fail() {
-	failed=$((failed + 1))
-	echo "FAIL - $1"
-	shift
-	local l
-	for l in "$@"; do echo "       $l"; done
-}
-expect_eq() { # name expected actual
-	if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "expected: $(printf %q "$2")" "actual:   $(printf %q "$3")"; fi
-}
-expect_contains() { # name needle haystack
-	if [[ "$3" == *"$2"* ]]; then pass "$1"; else fail "$1" "expected to contain: $2" "actual: $(printf %q "$3")"; fi
-}
+# --- checks (integration/lib/harness.sh) ----------------------------------------
+# shellcheck source=../lib/harness.sh
+source "$here/../lib/harness.sh"
 status_of() { pm inspect --format '{{.State.Status}}' "$1" 2>/dev/null; }
 wait_status() { # name status
 	for _ in $(seq 100); do
@@ -166,5 +153,4 @@ expect_eq "leftovers: no podman container" "" "$(pm ps -aq 2>&1)"
 left=$(find /sys/fs/cgroup/*/"${cg_parent#/}" -mindepth 1 -type d -name 'libpod-*' 2>/dev/null)
 expect_eq "leftovers: no container cgroup" "" "$left"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+harness_summary

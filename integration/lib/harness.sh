@@ -1,0 +1,30 @@
+# shellcheck shell=bash
+# The end-to-end suites' tiny test harness (integration/containerd, integration/podman):
+# one line per check, "ok   - name" or "FAIL - name" with the details indented below, and
+# counts for the final "N passed, M failed" line.
+#
+#   source integration/lib/harness.sh
+#   expect_eq NAME EXPECTED ACTUAL
+#   expect_contains NAME NEEDLE HAYSTACK
+#   pass NAME / fail NAME [DETAIL...]
+#   harness_summary            # prints the counts; returns non-zero if anything failed
+
+passed=0 failed=0
+pass() { passed=$((passed + 1)); echo "ok   - $1"; }
+fail() {
+	failed=$((failed + 1))
+	echo "FAIL - $1"
+	shift
+	local l
+	for l in "$@"; do echo "       $l"; done
+}
+expect_eq() { # name expected actual
+	if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "expected: $(printf %q "$2")" "actual:   $(printf %q "$3")"; fi
+}
+expect_contains() { # name needle haystack
+	if [[ "$3" == *"$2"* ]]; then pass "$1"; else fail "$1" "expected to contain: $2" "actual: $(printf %q "$3")"; fi
+}
+harness_summary() {
+	echo "$passed passed, $failed failed"
+	[ "$failed" = 0 ]
+}
