@@ -323,6 +323,32 @@ fn delete_force_paused() {
     assert!(c.leftovers().is_empty(), "{:?}", c.leftovers());
 }
 
+/// SIGKILL to a paused container's init ends it (the runtime thaws it: a frozen process acts
+/// on SIGKILL only once thawed); another signal waits for `resume`, as with runc.
+#[test]
+fn kill_of_a_paused_container() {
+    let mut c = Ctr::new("killpaused");
+    c.sh("trap 'echo got-term' TERM; while :; do sleep 0.1; done");
+    c.create();
+    c.start();
+    let id = c.id.clone();
+    assert_ok(&c.rt(&["pause", &id]), "pause");
+    assert_ok(
+        &c.rt(&["kill", &id, "TERM"]),
+        "kill TERM of a paused container",
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(c.status(), "paused", "TERM must wait for resume");
+    assert!(!c.container_stdout().contains("got-term"));
+    assert_ok(
+        &c.rt(&["kill", &id, "KILL"]),
+        "kill KILL of a paused container",
+    );
+    c.wait_status("stopped");
+    assert_ok(&c.rt(&["delete", &id]), "delete after the kill");
+    assert!(c.leftovers().is_empty(), "{:?}", c.leftovers());
+}
+
 #[test]
 fn state_of_stopped_container() {
     let mut c = Ctr::new("stoppedstate");

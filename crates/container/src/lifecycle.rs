@@ -157,7 +157,15 @@ impl Runtime {
                 msg: "container not running".into(),
             });
         }
-        signal_init(&rec, sig)
+        signal_init(&rec, sig)?;
+        // A frozen process does not act on SIGKILL until it is thawed (the v1 freezer): thaw
+        // a paused container for it, as runc does (other signals wait for `resume`).
+        if st == Status::Paused && sig == libc::SIGKILL {
+            if let Some(cg) = &rec.cgroup {
+                cg.thaw()?;
+            }
+        }
+        Ok(())
     }
 
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
