@@ -326,7 +326,11 @@ pub fn run(g: &GlobalOpts, cmd: OciCommand) -> Result<i32> {
             Ok(0)
         }
         OciCommand::Kill { id, signal, all } => {
-            let sig = engine::signal::parse(signal.as_deref().unwrap_or("SIGTERM"))?;
+            // "0" only checks that the init exists (kill(2)'s, and runc's, signal 0).
+            let sig = match signal.as_deref().unwrap_or("SIGTERM") {
+                "0" => 0,
+                s => engine::signal::parse(s)?,
+            };
             rt.kill(&id, sig, all)?;
             Ok(0)
         }
@@ -360,7 +364,15 @@ pub fn run(g: &GlobalOpts, cmd: OciCommand) -> Result<i32> {
             }
             ps_table(&pids, &ps_args)
         }
-        OciCommand::Exec(a) => exec(&rt, a),
+        // As runc: 255 when exec itself fails, so that it is not taken for the status of the
+        // process (which is returned as it is otherwise).
+        OciCommand::Exec(a) => match exec(&rt, a) {
+            Ok(code) => Ok(code),
+            Err(e) => {
+                crate::logging::report_error(&e);
+                Ok(255)
+            }
+        },
         OciCommand::Update(a) => {
             rt.update(&a.id, &a.request()?)?;
             Ok(0)

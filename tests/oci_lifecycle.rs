@@ -349,6 +349,38 @@ fn kill_of_a_paused_container() {
     assert!(c.leftovers().is_empty(), "{:?}", c.leftovers());
 }
 
+/// A created container can be paused (runc too): `state` says paused, `start` and `exec`
+/// refuse it (exec with runc's 255), `resume` brings back `created`, then `start` runs it.
+/// `kill 0` checks the init's existence.
+#[test]
+fn pause_of_a_created_container() {
+    let mut c = Ctr::new("pausecreated");
+    c.args(&["sh", "-c", "echo started"]);
+    c.create();
+    let id = c.id.clone();
+    assert_ok(&c.rt(&["kill", &id, "0"]), "kill 0 of a created container");
+    assert_ok(&c.rt(&["pause", &id]), "pause of a created container");
+    assert_eq!(c.status(), "paused");
+    let o = c.rt(&["start", &id]);
+    assert!(!o.status.success(), "start of a paused container succeeded");
+    let o = c.rt(&["exec", &id, "true"]);
+    assert_eq!(
+        o.status.code(),
+        Some(255),
+        "exec into a paused container: {o:?}"
+    );
+    assert_ok(&c.rt(&["resume", &id]), "resume");
+    assert_eq!(c.status(), "created");
+    assert_ok(&c.rt(&["start", &id]), "start after resume");
+    c.wait_status("stopped");
+    assert!(c.container_stdout().contains("started"));
+    let o = c.rt(&["kill", &id, "0"]);
+    assert!(
+        !o.status.success(),
+        "kill 0 of a stopped container succeeded"
+    );
+}
+
 #[test]
 fn state_of_stopped_container() {
     let mut c = Ctr::new("stoppedstate");

@@ -245,6 +245,22 @@ fn exec_args_env_cwd_user_and_exit_code() {
     assert_eq!(stdout(&o), "exec-env\n/etc\n1000\n1000\n");
 }
 
+/// runc's exit codes for exec: the process's own status when it ran (1 here), 255 when exec
+/// itself failed (a missing program, a stopped container), so that the two are told apart.
+#[test]
+fn exec_failure_exits_255() {
+    let mut c = Ctr::new("exec-255");
+    c.start_sleeper();
+    let o = c.exec(&["sh", "-c", "exit 1"]);
+    assert_eq!(code(&o.status), 1, "{}", describe(&o));
+    let o = c.exec(&["/no/such/program"]);
+    assert_eq!(code(&o.status), 255, "{}", describe(&o));
+    c.kill("KILL");
+    c.wait_status("stopped");
+    let o = c.exec(&["true"]);
+    assert_eq!(code(&o.status), 255, "{}", describe(&o));
+}
+
 #[test]
 fn exec_joins_init_namespaces() {
     let mut c = Ctr::new("exec-ns");

@@ -263,13 +263,15 @@ impl Record {
         if self.pid <= 0 || !util::process_alive(self.pid, self.start_time) {
             return Status::Stopped;
         }
-        if dir.fifo().exists() {
-            return Status::Created;
-        }
+        // Paused before created: a created container can be paused too (runc's order), and
+        // must then be resumed, not started or exec'd into.
         if let Some(cg) = &self.cgroup {
             if cg.is_frozen().unwrap_or(false) {
                 return Status::Paused;
             }
+        }
+        if dir.fifo().exists() {
+            return Status::Created;
         }
         Status::Running
     }
