@@ -275,7 +275,7 @@ pub struct ExecArgs {
     pub user: Option<String>,
     #[arg(short = 'g', long = "additional-gids")]
     pub additional_gids: Vec<u32>,
-    /// Add a capability to the bounding, effective, permitted and inheritable sets
+    /// Add a capability to the bounding, effective and permitted sets (not inheritable: CVE-2022-29162)
     #[arg(short = 'c', long = "cap")]
     pub caps: Vec<String>,
     #[arg(long = "no-new-privs")]

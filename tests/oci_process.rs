@@ -523,11 +523,18 @@ fn exec_inherits_config_env_and_adds_caps() {
     assert_eq!(cap_mask(&s, "CapEff"), caps_to_mask(&DEFAULT_CAPS), "{s}");
     let o = c.exec_opts(
         &["--cap", "CAP_NET_RAW"],
-        &["grep", "CapEff", "/proc/self/status"],
+        &["grep", "-E", "CapEff|CapInh", "/proc/self/status"],
     );
     assert_ok(&o, "exec --cap");
     let want = caps_to_mask(&DEFAULT_CAPS) | caps_to_mask(&["CAP_NET_RAW"]);
     assert_eq!(cap_mask(&stdout(&o), "CapEff"), want, "{}", describe(&o));
+    // CVE-2022-29162: --cap does not make the capability inheritable.
+    assert_eq!(
+        cap_mask(&stdout(&o), "CapInh") & caps_to_mask(&["CAP_NET_RAW"]),
+        0,
+        "{}",
+        describe(&o)
+    );
 }
 
 /// Signals ignored by the runtime's caller (here the test process, which

@@ -282,11 +282,14 @@ pub fn build_process(spec: &Spec, o: &ExecOptions) -> Result<Process> {
             s.extend(add.iter().copied());
             Some(s)
         };
+        // Not into the inheritable set (runc since 1.1.2, CVE-2022-29162); into the ambient
+        // set only where the spec has inheritable ones (ambient needs them, runc too).
         caps.set_bounding(extend(caps.bounding()));
         caps.set_effective(extend(caps.effective()));
         caps.set_permitted(extend(caps.permitted()));
-        caps.set_inheritable(extend(caps.inheritable()));
-        caps.set_ambient(extend(caps.ambient()));
+        if caps.inheritable().is_some() {
+            caps.set_ambient(extend(caps.ambient()));
+        }
         p.set_capabilities(Some(caps));
     }
     Ok(p)

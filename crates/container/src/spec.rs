@@ -136,6 +136,16 @@ pub fn default_spec(rootless: bool) -> Spec {
         Spec::default()
     };
     spec.set_hostname(Some("podrun".to_string()));
+    // No annotations key, and no inheritable capabilities (runc's spec since 1.1.2,
+    // CVE-2022-29162: inheritable capabilities let a program with inheritable file
+    // capabilities raise them into its permitted set at execve).
+    spec.set_annotations(None);
+    if let Some(p) = spec.process_mut().as_mut() {
+        if let Some(mut caps) = p.capabilities().clone() {
+            caps.set_inheritable(None);
+            p.set_capabilities(Some(caps));
+        }
+    }
     if !rootless {
         // runc's default: deny every device in the devices cgroup (the runtime then allows
         // the default devices itself).
@@ -161,6 +171,23 @@ mod tests {
         let text = serde_json::to_vec(&s).unwrap();
         let back = parse_spec(&text).unwrap();
         validate(&back).unwrap();
+    }
+
+    #[test]
+    fn default_spec_has_no_inheritable_capabilities() {
+        for rootless in [false, true] {
+            let s = default_spec(rootless);
+            let caps = s
+                .process()
+                .as_ref()
+                .unwrap()
+                .capabilities()
+                .as_ref()
+                .unwrap();
+            assert!(caps.inheritable().is_none(), "CVE-2022-29162");
+            assert!(caps.bounding().as_ref().is_some_and(|b| !b.is_empty()));
+            assert!(s.annotations().is_none());
+        }
     }
 
     #[test]

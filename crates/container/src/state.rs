@@ -95,6 +95,8 @@ pub struct ListEntry {
     pub rootfs: PathBuf,
     pub created: String,
     pub owner: String,
+    /// Left out when empty, as runc's `list --format json` does.
+    #[serde(skip_serializing_if = "HashMap::is_empty")]
     pub annotations: HashMap<String, String>,
 }
 
