@@ -525,6 +525,15 @@ fn features_json() {
             "features.linux.namespaces lacks {t}: {ns:?}"
         );
     }
+    // runc's key for the libseccomp version (a "major.minor.micro" string).
+    let v = v["annotations"]["io.github.seccomp.libseccomp.version"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no libseccomp version annotation: {v}"));
+    assert_eq!(
+        v.split('.').filter(|p| p.parse::<u32>().is_ok()).count(),
+        3,
+        "{v}"
+    );
 }
 
 #[test]

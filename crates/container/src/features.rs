@@ -3,6 +3,18 @@
 use serde_json::{json, Value};
 
 pub fn features() -> Value {
+    let mut annotations = serde_json::Map::new();
+    annotations.insert(
+        "io.github.podrun.version".into(),
+        env!("CARGO_PKG_VERSION").into(),
+    );
+    // The libseccomp podrun is linked with (runc reports it under the same key).
+    if let Ok(v) = libseccomp::ScmpVersion::current() {
+        annotations.insert(
+            "io.github.seccomp.libseccomp.version".into(),
+            v.to_string().into(),
+        );
+    }
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
@@ -31,8 +43,6 @@ pub fn features() -> Value {
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false }
         },
-        "annotations": {
-            "io.github.podrun.version": env!("CARGO_PKG_VERSION")
-        }
+        "annotations": annotations
     })
 }
