@@ -245,6 +245,32 @@ fn exec_args_env_cwd_user_and_exit_code() {
     assert_eq!(stdout(&o), "exec-env\n/etc\n1000\n1000\n");
 }
 
+/// HOME, as runc sets it: kept when process.env has it, else the user's home from the
+/// container's /etc/passwd, else "/"; for exec too.
+#[test]
+fn home_from_the_containers_passwd() {
+    for (uid, env, want) in [
+        (0, None, "/root"),
+        (1000, None, "/home/user"),
+        (4242, None, "/"),
+        (1000, Some("HOME=/custom"), "/custom"),
+    ] {
+        let mut c = Ctr::new("home");
+        c.user(uid, uid, &[]);
+        if let Some(e) = env {
+            c.env(e);
+        }
+        let o = c.run_sh("echo $HOME");
+        assert_ok(&o, "run");
+        assert_eq!(stdout(&o).trim(), want, "uid {uid}, env {env:?}");
+    }
+    let mut c = Ctr::new("home-exec");
+    c.start_sleeper();
+    let o = c.exec_opts(&["--user", "1000:1000"], &["sh", "-c", "echo $HOME"]);
+    assert_ok(&o, "exec");
+    assert_eq!(stdout(&o).trim(), "/home/user");
+}
+
 /// runc's exit codes for exec: the process's own status when it ran (1 here), 255 when exec
 /// itself failed (a missing program, a stopped container), so that the two are told apart.
 #[test]
