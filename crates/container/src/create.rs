@@ -230,6 +230,12 @@ pub(crate) fn create(
     if single {
         // The cgroup namespace is unshared by the init once it is in its cgroup.
         flags = ns.new - CloneFlags::CLONE_NEWCGROUP;
+        // In a new user namespace, the IPC namespace too, once the init is that namespace's
+        // root (runc's order): its mqueue filesystem takes the creator's ids, and host root
+        // is unmapped there (/dev/mqueue would belong to "nobody").
+        if ns.new_user() {
+            flags -= CloneFlags::CLONE_NEWIPC;
+        }
     }
     if net_ahead {
         flags -= CloneFlags::CLONE_NEWNET;

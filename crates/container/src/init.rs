@@ -211,6 +211,10 @@ fn run(a: &InitArgs) -> Result<Never> {
         // Become root of the user namespace (if 0 is mapped), as runc does.
         privileges::become_userns_root();
     }
+    if a.single_clone && a.ns.new_user() && a.ns.new.contains(CloneFlags::CLONE_NEWIPC) {
+        // Left out of the clone (create.rs): made now, as the user namespace's root.
+        unshare(CloneFlags::CLONE_NEWIPC).ctx(|| "unshare ipc namespace".into())?;
+    }
     if !a.no_new_keyring {
         join_session_keyring();
     }
