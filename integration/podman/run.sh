@@ -148,7 +148,42 @@ out=$(script -qec "$(printf '%q ' "${PODMAN[@]}") run --cgroup-parent $cg_parent
 expect_contains "tty: /dev/pts allocated" "/dev/pts/" "$out"
 expect_contains "tty: stdout is a terminal" "tty-ok" "$out"
 
-# 6. nothing left: no container in podman, none in the runtime's state, no cgroup below ours.
+# 6. options that reach the runtime through the spec podman writes: a read-only root, a
+#    read-only bind volume, a tmpfs, dropped capabilities.
+mkdir -p "$work/vol" && echo from-host >"$work/vol/file"
+out=$("${run[@]}" --rm --read-only -v "$work/vol:/vol:ro" --tmpfs /scratch --cap-drop ALL "$image" sh -c '
+	cat /vol/file
+	touch /rootfile 2>/dev/null && echo root-writable || echo root-ro
+	touch /vol/x 2>/dev/null && echo vol-writable || echo vol-ro
+	touch /scratch/x && echo tmpfs-writable
+	grep CapEff /proc/self/status' </dev/null 2>&1)
+expect_eq "options: ro root, ro volume, tmpfs, --cap-drop ALL" "from-host
+root-ro
+vol-ro
+tmpfs-writable
+CapEff:	0000000000000000" "$out"
+
+# 7. restart: the runtime deletes the container and creates it again from the same bundle.
+if "${run[@]}" -d --name c-rs "$image" sh -c 'echo run; sleep 600' </dev/null >/dev/null 2>"$work/err" &&
+	wait_status c-rs running; then
+	pid1=$(pm inspect --format '{{.State.Pid}}' c-rs)
+	if pm restart -t 0 c-rs >/dev/null 2>"$work/err" && wait_status c-rs running; then
+		pid2=$(pm inspect --format '{{.State.Pid}}' c-rs)
+		if [ "$pid1" != "$pid2" ]; then pass "restart: running again, new init"; else fail "restart: new init" "pid $pid1 both times"; fi
+		expect_eq "restart: logs of both runs" "run
+run" "$(pm logs c-rs 2>&1)"
+	else
+		fail "restart: podman restart" "$(cat "$work/err")" "status: $(status_of c-rs)"
+	fi
+	# exec with a terminal: conmon hands the runtime a console socket.
+	out=$(script -qec "$(printf '%q ' "${PODMAN[@]}") exec -t c-rs sh -c 'tty; [ -t 1 ] && echo exec-tty-ok'" /dev/null </dev/null 2>&1 | tr -d '\r')
+	expect_contains "exec -t: stdout is a terminal" "exec-tty-ok" "$out"
+	pm rm -f -t 0 c-rs >/dev/null 2>&1
+else
+	fail "restart: podman run -d" "$(cat "$work/err")"
+fi
+
+# 8. nothing left: no container in podman, none in the runtime's state, no cgroup below ours.
 expect_eq "leftovers: no podman container" "" "$(pm ps -aq 2>&1)"
 left=$(find /sys/fs/cgroup/*/"${cg_parent#/}" -mindepth 1 -type d -name 'libpod-*' 2>/dev/null)
 expect_eq "leftovers: no container cgroup" "" "$left"
