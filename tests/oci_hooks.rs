@@ -265,3 +265,28 @@ fn start_returns_once_the_program_runs() {
     c.wait_status("stopped");
     c.delete();
 }
+
+/// The hooks that run in the runtime's namespaces start in the bundle directory, as under
+/// runc (which works from there); the state's `bundle` names it.
+#[test]
+fn hooks_run_from_the_bundle_directory() {
+    let mut c = Ctr::new("hooks-cwd");
+    let log = c.dir.join("hooklog");
+    fs::create_dir(&log).unwrap();
+    let hook = c.dir.join("cwd.sh");
+    write_exec(&hook, "#!/bin/sh\npwd -P > \"$2/$1.cwd\"\n");
+    let hp = hook.to_str().unwrap().to_string();
+    let lp = log.to_str().unwrap().to_string();
+    let kinds = ["prestart", "createRuntime", "poststart", "poststop"];
+    for k in kinds {
+        c.hook(k, &hp, &["cwd.sh", k, &lp]);
+    }
+    c.args(&["true"]);
+    let o = c.run();
+    assert_ok(&o, "run");
+    let bundle = fs::canonicalize(&c.bundle).unwrap();
+    for k in kinds {
+        let got = fs::read_to_string(log.join(format!("{k}.cwd"))).unwrap_or_default();
+        assert_eq!(got.trim(), bundle.to_str().unwrap(), "{k} hook's cwd");
+    }
+}

@@ -75,12 +75,13 @@ pub fn has_creation_hooks(spec: &oci_spec::runtime::Spec) -> bool {
 }
 
 pub fn run_hooks(kind: HookKind, hooks: Option<&Vec<Hook>>, state_json: &[u8]) -> Result<()> {
-    for (i, h) in hooks
-        .map(|v| v.as_slice())
-        .unwrap_or(&[])
-        .iter()
-        .enumerate()
-    {
+    let Some(hooks) = hooks.filter(|h| !h.is_empty()) else {
+        return Ok(());
+    };
+    // Hooks run from the bundle directory, as under runc (which works from there): where it
+    // exists, that is, not for the hooks that run inside the container.
+    let cwd = bundle_of(state_json).filter(|d| d.is_dir());
+    for (i, h) in hooks.iter().enumerate() {
         let fail = |msg: String| Error::Hook {
             kind: kind.as_str(),
             path: h.path().display().to_string(),
@@ -97,7 +98,7 @@ pub fn run_hooks(kind: HookKind, hooks: Option<&Vec<Hook>>, state_json: &[u8]) -
             }
         };
         tracing::debug!(hook = %h.path().display(), %kind, "running hook");
-        let out = run_hook(h, state_json, timeout).map_err(fail)?;
+        let out = run_hook(h, state_json, timeout, cwd.as_deref()).map_err(fail)?;
         if !out.status.success() {
             let how = match (out.status.code(), out.status.signal()) {
                 (Some(c), _) => format!("exit status {c}"),
@@ -116,6 +117,17 @@ pub fn run_hooks(kind: HookKind, hooks: Option<&Vec<Hook>>, state_json: &[u8]) -
     Ok(())
 }
 
+/// The `bundle` of a state JSON.
+fn bundle_of(state_json: &[u8]) -> Option<std::path::PathBuf> {
+    #[derive(serde::Deserialize)]
+    struct Bundle {
+        bundle: std::path::PathBuf,
+    }
+    serde_json::from_slice::<Bundle>(state_json)
+        .ok()
+        .map(|b| b.bundle)
+}
+
 fn set_nonblocking(fd: i32) {
     // SAFETY: fcntl on a descriptor we own.
     unsafe {
@@ -131,9 +143,13 @@ pub fn run_hook(
     h: &Hook,
     stdin_data: &[u8],
     timeout: Option<Duration>,
+    cwd: Option<&std::path::Path>,
 ) -> Result<HookOutput, String> {
     let args = h.args().as_deref().unwrap_or(&[]);
     let mut cmd = Command::new(h.path());
+    if let Some(d) = cwd {
+        cmd.current_dir(d);
+    }
     if let Some(a0) = args.first() {
         cmd.arg0(a0);
     }
