@@ -120,9 +120,15 @@ fn every_hierarchy_gets_the_container_and_is_cleaned() {
     let mut c = Ctr::new("cg-all");
     c.start_sleeper();
     let pid = c.pid().to_string();
-    for ctrl in [
+    let mut ctrls = vec![
         "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "devices", "freezer",
-    ] {
+    ];
+    // A named hierarchy too, where the host has one (runc's behaviour: systemd tracks
+    // processes there).
+    if hierarchies().iter().any(|h| h.key == "name=systemd") {
+        ctrls.push("name=systemd");
+    }
+    for ctrl in ctrls {
         let d = c.cgroup_dir(ctrl);
         let procs = read(&d.join("cgroup.procs"));
         assert!(

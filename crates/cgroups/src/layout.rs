@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// v1 controllers this crate knows how to manage (named hierarchies like `name=systemd` are
-/// recorded in the layout but never created or joined).
+/// v1 controllers this crate knows how to manage. Named hierarchies like `name=systemd` are
+/// recorded in the layout too, and a container gets a directory there (no limits).
 pub const V1_CONTROLLERS: &[&str] = &[
     "cpu",
     "cpuacct",

@@ -129,8 +129,11 @@ pub(crate) fn resolve_with(
         } => {
             let mut v1 = BTreeMap::new();
             for (ctrl, mount) in mounts {
-                if !V1_CONTROLLERS.contains(&ctrl.as_str()) {
-                    continue; // named hierarchies (name=systemd) are left alone
+                // Named hierarchies (name=systemd) too, as runc does: nothing is limited there,
+                // but a process stays where systemd tracks it (a login session's scope, a
+                // service), and goes when that unit is stopped, unless it is moved out.
+                if !V1_CONTROLLERS.contains(&ctrl.as_str()) && !ctrl.starts_with("name=") {
+                    continue;
                 }
                 let n = node_for(mount, me.v1.get(ctrl).map(String::as_str), &p, exists);
                 v1.insert(ctrl.clone(), n);
@@ -201,9 +204,8 @@ mod tests {
         )));
         assert!(paths.contains(&PathBuf::from("/sys/fs/cgroup/cpu/podrun/c1")));
         assert!(paths.contains(&PathBuf::from("/sys/fs/cgroup/unified/podrun/c1")));
-        assert!(!paths
-            .iter()
-            .any(|p| p.starts_with("/sys/fs/cgroup/systemd")));
+        // The named hierarchy too (runc's behaviour), nested like the others.
+        assert!(paths.contains(&PathBuf::from("/sys/fs/cgroup/systemd/podrun/c1")));
         let n = &cg.v1_nodes()["memory"];
         assert_eq!(
             n.base,
