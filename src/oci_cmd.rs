@@ -415,7 +415,17 @@ pub fn run(g: &GlobalOpts, cmd: OciCommand) -> Result<i32> {
             if path.exists() {
                 anyhow::bail!("{}: file already exists", path.display());
             }
-            let spec = engine::spec::default_spec(rootless);
+            // runc's template: `sh` on a terminal (for `run` by hand). Capability lists are
+            // sets in oci-spec; they are written sorted, so the file is the same every time.
+            let mut spec = serde_json::to_value(engine::spec::default_spec(rootless))?;
+            spec["process"]["terminal"] = true.into();
+            if let Some(caps) = spec["process"]["capabilities"].as_object_mut() {
+                for set in caps.values_mut() {
+                    if let Some(list) = set.as_array_mut() {
+                        list.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+                    }
+                }
+            }
             let text = serde_json::to_string_pretty(&spec)?;
             std::fs::write(&path, text + "\n")
                 .with_context(|| format!("write {}", path.display()))?;

@@ -468,6 +468,12 @@ fn spec_writes_default_config() {
         "{v}"
     );
     assert_eq!(v["process"]["args"], json!(["sh"]));
+    // runc's template: a terminal; capability lists sorted, the same on every run.
+    assert_eq!(v["process"]["terminal"], true);
+    assert_eq!(
+        v["process"]["capabilities"]["bounding"],
+        json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"])
+    );
     assert_eq!(v["root"]["path"], "rootfs");
     let ns: Vec<&str> = v["linux"]["namespaces"]
         .as_array()
