@@ -467,12 +467,21 @@ fn image_without_a_shell_is_probed_by_tcp_and_http() {
         .run(&["exec", "noshell", "--", "sh", "-c", "true"])
         .status
         .success());
-    // Liveness passes too: no restart, no Unhealthy event after Ready.
+    // Liveness passes too: no restart, and its last result (two periods after Ready) is a
+    // success. A failure before httpd listens is allowed: the probe starts with the
+    // container (initialDelaySeconds 0), as kubelet's, and one failure is below the
+    // threshold; it shows as an Unhealthy event, as it would under kubelet.
     std::thread::sleep(Duration::from_secs(2));
     let v2 = env.get("noshell");
     assert_eq!(restarts(&v2, "web"), 0, "{v}");
     let d = env.ok(&["describe", "pod", "noshell"]);
-    assert!(!d.contains("Liveness probe failed"), "{d}");
+    let liveness_result = d
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("Liveness:"))
+        .nth(1)
+        .unwrap_or("");
+    assert!(liveness_result.contains("result=Success"), "{d}");
+    assert!(!d.contains("Killing"), "{d}");
     env.ok(&["delete", "pod", "noshell", "--grace-period", "0"]);
     let _ = env.run(&["image", "rm", &image]);
     env.finish();
