@@ -13,18 +13,9 @@
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-[ "$(id -u)" = 0 ] || { echo "error: must run as root" >&2; exit 1; }
-for tool in containerd ctr containerd-shim-runc-v2 umoci skopeo jq script; do
-	command -v $tool >/dev/null || { echo "error: '$tool' not installed (see .ci/run)" >&2; exit 1; }
-done
-
-rt=${RUNTIME:-runc}
-if [[ "$rt" == */* ]]; then
-	rt=$(cd "$(dirname "$rt")" && pwd)/$(basename "$rt")
-else
-	rt=$(command -v "$rt") || { echo "error: RUNTIME '${RUNTIME:-runc}' not found" >&2; exit 1; }
-fi
-[ -x "$rt" ] || { echo "error: RUNTIME '$rt' is not executable" >&2; exit 1; }
+# shellcheck source=../lib/harness.sh
+source "$here/../lib/harness.sh"
+suite_setup containerd ctr containerd-shim-runc-v2 umoci skopeo jq script
 
 work=$(mktemp -d /tmp/podrun-containerd.XXXXXX)
 sock=$work/containerd.sock
@@ -136,8 +127,6 @@ fi
 ctr_ image import "$work/image/busybox.tar" >/dev/null || { echo "error: ctr image import failed" >&2; exit 1; }
 
 # --- checks (integration/lib/harness.sh) ----------------------------------------
-# shellcheck source=../lib/harness.sh
-source "$here/../lib/harness.sh"
 task_status() { ctr_ task ls 2>/dev/null | awk -v id="$1" '$1 == id {print $3}'; }
 wait_status() { # id status
 	local s

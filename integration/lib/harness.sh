@@ -8,6 +8,8 @@
 #   expect_contains NAME NEEDLE HAYSTACK
 #   pass NAME / fail NAME [DETAIL...]
 #   harness_summary            # prints the counts; returns non-zero if anything failed
+#   suite_setup TOOL...        # must be root, TOOLs installed; sets rt to the runtime under
+#                              # test ($RUNTIME: a path or a name on PATH, default runc)
 
 passed=0 failed=0
 pass() { passed=$((passed + 1)); echo "ok   - $1"; }
@@ -27,4 +29,19 @@ expect_contains() { # name needle haystack
 harness_summary() {
 	echo "$passed passed, $failed failed"
 	[ "$failed" = 0 ]
+}
+
+suite_setup() {
+	[ "$(id -u)" = 0 ] || { echo "error: must run as root" >&2; exit 1; }
+	local tool
+	for tool in "$@"; do
+		command -v "$tool" >/dev/null || { echo "error: '$tool' not installed (see .ci/run)" >&2; exit 1; }
+	done
+	rt=${RUNTIME:-runc}
+	if [[ "$rt" == */* ]]; then
+		rt=$(cd "$(dirname "$rt")" 2>/dev/null && pwd)/$(basename "$rt")
+	else
+		rt=$(command -v "$rt") || { echo "error: RUNTIME '${RUNTIME:-runc}' not found" >&2; exit 1; }
+	fi
+	[ -x "$rt" ] || { echo "error: RUNTIME '${RUNTIME:-runc}' is not an executable file" >&2; exit 1; }
 }

@@ -15,18 +15,9 @@ set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-[ "$(id -u)" = 0 ] || { echo "error: must run as root" >&2; exit 1; }
-for tool in podman conmon umoci skopeo jq script; do
-	command -v $tool >/dev/null || { echo "error: '$tool' not installed (see .ci/run)" >&2; exit 1; }
-done
-
-rt=${RUNTIME:-runc}
-if [[ "$rt" == */* ]]; then
-	rt=$(cd "$(dirname "$rt")" && pwd)/$(basename "$rt")
-else
-	rt=$(command -v "$rt") || { echo "error: RUNTIME '${RUNTIME:-runc}' not found" >&2; exit 1; }
-fi
-[ -x "$rt" ] || { echo "error: RUNTIME '$rt' is not executable" >&2; exit 1; }
+# shellcheck source=../lib/harness.sh
+source "$here/../lib/harness.sh"
+suite_setup podman conmon umoci skopeo jq script
 
 # shellcheck source=../../scripts/lib/podman-setup.sh
 source "$repo/scripts/lib/podman-setup.sh"
@@ -59,8 +50,6 @@ pm() { "${PODMAN[@]}" "$@"; }
 run=(pm run --cgroup-parent "$cg_parent")
 
 # --- checks (integration/lib/harness.sh) ----------------------------------------
-# shellcheck source=../lib/harness.sh
-source "$here/../lib/harness.sh"
 status_of() { pm inspect --format '{{.State.Status}}' "$1" 2>/dev/null; }
 wait_status() { # name status
 	for _ in $(seq 100); do
