@@ -257,6 +257,8 @@ fn list_table_json_quiet() {
     assert_eq!(arr[0]["id"], c.id.as_str());
     assert_eq!(arr[0]["status"], "running");
     assert_eq!(arr[0]["pid"].as_i64(), Some(c.pid()));
+    // No annotations: no key (runc's omitempty).
+    assert!(arr[0].get("annotations").is_none(), "{v}");
 
     let o = c.rt(&["list", "-q"]);
     assert_ok(&o, "list -q");
