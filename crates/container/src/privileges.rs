@@ -76,9 +76,7 @@ pub fn prepare(spec: &Spec, p: &Process, preserve_fds: u32, create_cwd: bool) ->
         }
         (f, _) => f,
     };
-    crate::util::trace("pp: before identity");
     process::apply_identity(p, last_cap)?;
-    crate::util::trace("pp: identity");
     // Again as the container user, so directory permissions are checked for it.
     process::change_dir(p.cwd())?;
     if nnp {
