@@ -27,6 +27,7 @@ pub mod devices;
 pub mod fds;
 pub mod hooks;
 pub mod mounts;
+pub mod passwd;
 pub mod process;
 pub mod rlimits;
 pub mod rootfs;

@@ -43,7 +43,7 @@ pub fn prepare(spec: &Spec, p: &Process, preserve_fds: u32, create_cwd: bool) ->
     // /etc/passwd, else "/".
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-        let home = home_in_passwd(&passwd, p.user().uid()).unwrap_or("/");
+        let home = crate::passwd::home_of(&passwd, p.user().uid()).unwrap_or("/");
         env.push(format!("HOME={home}"));
     }
     let args = p.args().clone().unwrap_or_default();
@@ -111,34 +111,4 @@ fn execve(exe: &Path, args: &[String], env: &[String]) -> Result<Never> {
     let envp = env.iter().map(|s| c(s)).collect::<Result<Vec<_>>>()?;
     let e = nix::unistd::execve(&path, &argv, &envp).unwrap_err();
     Err(Error::sys(format!("exec {}", exe.display()), e))
-}
-
-/// The home directory of `uid` in an /etc/passwd text (the first entry with that uid; empty
-/// homes do not count).
-pub fn home_in_passwd(passwd: &str, uid: u32) -> Option<&str> {
-    passwd.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 7 && f[2].parse::<u32>() == Ok(uid) && !f[5].is_empty()).then(|| f[5])
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn home_from_passwd() {
-        let p = "root:x:0:0:root:/root:/bin/sh\n\
-                 # comment\n\
-                 bad line\n\
-                 nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n\
-                 nohome:x:7:7:::/bin/sh\n\
-                 app:x:1000:1000::/home/app:/bin/sh\n";
-        assert_eq!(home_in_passwd(p, 0), Some("/root"));
-        assert_eq!(home_in_passwd(p, 1000), Some("/home/app"));
-        assert_eq!(home_in_passwd(p, 65534), Some("/nonexistent"));
-        assert_eq!(home_in_passwd(p, 7), None);
-        assert_eq!(home_in_passwd(p, 42), None);
-        assert_eq!(home_in_passwd("", 0), None);
-    }
 }

@@ -176,17 +176,8 @@ impl UserDb {
     /// Pure: parses passwd and group file contents; malformed lines are skipped.
     pub fn parse(passwd: &str, group: &str) -> UserDb {
         let fields = |l: &str| l.split(':').map(str::to_string).collect::<Vec<_>>();
-        let passwd = passwd
-            .lines()
-            .filter(|l| !l.trim_start().starts_with('#'))
-            .filter_map(|l| {
-                let f = fields(l);
-                Some((
-                    f.first()?.clone(),
-                    f.get(2)?.parse().ok()?,
-                    f.get(3)?.parse().ok()?,
-                ))
-            })
+        let passwd = podrun_container::passwd::entries(passwd)
+            .map(|e| (e.name.to_string(), e.uid, e.gid))
             .collect();
         let group = group
             .lines()
