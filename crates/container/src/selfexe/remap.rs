@@ -72,9 +72,12 @@ pub(crate) fn exe_mappings(maps: &str, loads: &[Load]) -> Vec<Vma> {
         .collect()
 }
 
-/// Decide per mapping: mappings inside a writable segment are copied, those inside a
-/// read-only one mapped again. A shared mapping of the binary (nobody makes one), one
-/// straddling segments or a writable one in a read-only segment is refused.
+/// Decide per mapping: mappings inside writable segments are copied, those inside read-only
+/// ones mapped again. A mapping may span adjacent segments of one kind (the kernel merges
+/// the mappings of two writable segments that touch, as when the linker puts RELRO and
+/// `.data` on separate pages). A shared mapping of the binary (nobody makes one), one that
+/// mixes writable and read-only segments or leaves them, or a writable one in a read-only
+/// segment is refused.
 pub(crate) fn plan(vmas: &[Vma], loads: &[Load]) -> Result<Vec<Step>> {
     let mut steps = Vec::with_capacity(vmas.len());
     for v in vmas {
@@ -84,13 +87,13 @@ pub(crate) fn plan(vmas: &[Vma], loads: &[Load]) -> Result<Vec<Step>> {
                 v.start
             )));
         }
-        let Some(l) = loads.iter().find(|l| l.start <= v.start && v.end <= l.end) else {
+        let Some(writable) = covering_kind(v, loads) else {
             return Err(Error::Other(format!(
                 "executable mapping {:#x}-{:#x} straddles its segments",
                 v.start, v.end
             )));
         };
-        if l.writable {
+        if writable {
             steps.push(Step::Copy(*v));
         } else if v.prot & libc::PROT_WRITE != 0 {
             return Err(Error::Other(format!(
@@ -102,6 +105,25 @@ pub(crate) fn plan(vmas: &[Vma], loads: &[Load]) -> Result<Vec<Step>> {
         }
     }
     Ok(steps)
+}
+
+/// Whether `v` lies in writable segments (`Some(true)`) or read-only ones (`Some(false)`):
+/// the segments it overlaps must all be of that kind and cover it without a gap.
+fn covering_kind(v: &Vma, loads: &[Load]) -> Option<bool> {
+    let mut over: Vec<&Load> = loads
+        .iter()
+        .filter(|l| l.start < v.end && v.start < l.end)
+        .collect();
+    over.sort_by_key(|l| l.start);
+    let first = over.first()?;
+    let mut reach = first.end;
+    for l in &over[1..] {
+        if l.writable != first.writable || l.start > reach {
+            return None;
+        }
+        reach = reach.max(l.end);
+    }
+    (first.start <= v.start && v.end <= reach).then_some(first.writable)
 }
 
 fn page_size() -> usize {
@@ -427,6 +449,40 @@ mod tests {
         assert!(plan(&v[3..4], &ro).is_err());
         v[0].private = false;
         assert!(plan(&v[..1], &LOADS).is_err());
+    }
+
+    /// Two writable segments on adjacent pages (lld's `-z separate-loadable-segments`) are
+    /// one mapping in the kernel: copied as one. Mixed or uncovered spans are refused.
+    #[test]
+    fn a_mapping_over_adjacent_segments_of_one_kind() {
+        let seg = |start: usize, end: usize, writable| Load {
+            start: B + start,
+            end: B + end,
+            writable,
+        };
+        let vma = |start: usize, end: usize, prot| Vma {
+            start: B + start,
+            end: B + end,
+            prot,
+            offset: start as u64,
+            private: true,
+        };
+        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        let loads = [
+            seg(0x0, 0x1000, false),
+            seg(0x1000, 0x5000, false),
+            seg(0x5000, 0x6000, true),
+            seg(0x6000, 0x9000, true),
+        ];
+        let p = plan(&[vma(0x5000, 0x8000, rw)], &loads).unwrap();
+        assert_eq!(p, [Step::Copy(vma(0x5000, 0x8000, rw))]);
+        let p = plan(&[vma(0x0, 0x3000, libc::PROT_READ)], &loads).unwrap();
+        assert!(matches!(p[0], Step::Remap(_)));
+        // Read-only and writable in one mapping; beyond the last segment; over a gap.
+        assert!(plan(&[vma(0x4000, 0x6000, rw)], &loads).is_err());
+        assert!(plan(&[vma(0x8000, 0xa000, rw)], &loads).is_err());
+        let gap = [seg(0x5000, 0x6000, true), seg(0x7000, 0x9000, true)];
+        assert!(plan(&[vma(0x5000, 0x8000, rw)], &gap).is_err());
     }
 
     #[test]
