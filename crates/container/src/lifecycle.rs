@@ -111,6 +111,13 @@ impl Runtime {
                 msg: "cannot start a container that is not created".into(),
             });
         }
+        // The init runs from the sealed view of podrun (selfexe.rs), which the `create` that
+        // made it no longer holds: the init's execve of the program would drop the last
+        // reference to the view's overlay, and its teardown would run first thing in the
+        // container's program (task work after execve: ~75 µs). Holding the init's executable
+        // across the exec moves the teardown here, after the program runs. Nothing depends
+        // on it: an init that is not sealed (a read-only install) is the host binary.
+        let _sealed_view = hold_exe(rec.pid);
         release_fifo(&dir, &rec)?;
         run_poststart(&rec);
         Ok(())
@@ -331,6 +338,19 @@ fn run_poststart(rec: &Record) {
 /// the byte is the error that stopped it (a startContainer hook, the execve). The fifo is
 /// removed then: `state` says `created` while the startContainer hooks run (the status they
 /// are given), `running` once the program has been executed.
+/// An O_PATH descriptor of `pid`'s executable, if it can be had (see `Runtime::start`).
+fn hold_exe(pid: i32) -> Option<OwnedFd> {
+    let path = format!("/proc/{pid}/exe");
+    let fd = nix::fcntl::open(
+        path.as_str(),
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ok()?;
+    // SAFETY: a fresh descriptor from open(), owned by nothing else.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 fn release_fifo(dir: &StateDir, rec: &Record) -> Result<()> {
     use nix::fcntl::{open, OFlag};
     let path = dir.fifo();
