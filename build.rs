@@ -1,6 +1,6 @@
 //! Lays out podrun's hot functions together: when the binary is linked by lld (the musl
 //! target's linker, .cargo/config.toml), hand it build/podrun.order, the functions podrun's
-//! per-container commands run, in the order they first run them (made by
+//! per-container commands run, those most of its processes run first (made by
 //! scripts/gen-text-order). Each podrun command is a fresh exec whose text is faulted in 64
 //! KiB window by window; packed, the code a command runs spans a few windows instead of
 //! ~50 spread over 12 MiB (docs/benchmarks.md, "Text layout"). Only the layout changes: a

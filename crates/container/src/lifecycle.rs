@@ -331,13 +331,6 @@ fn run_poststart(rec: &Record) {
     }
 }
 
-/// Release a created container's init through exec.fifo and wait until its user program
-/// runs. Opening the fifo for reading lets the init's open for writing complete; the init
-/// writes one byte, and its end of the fifo is close-on-exec, so end-of-file means that the
-/// program has been executed (or that the init has ended). Anything the init writes after
-/// the byte is the error that stopped it (a startContainer hook, the execve). The fifo is
-/// removed then: `state` says `created` while the startContainer hooks run (the status they
-/// are given), `running` once the program has been executed.
 /// An O_PATH descriptor of `pid`'s executable, if it can be had (see `Runtime::start`).
 fn hold_exe(pid: i32) -> Option<OwnedFd> {
     let path = format!("/proc/{pid}/exe");
@@ -351,6 +344,13 @@ fn hold_exe(pid: i32) -> Option<OwnedFd> {
     Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Release a created container's init through exec.fifo and wait until its user program
+/// runs. Opening the fifo for reading lets the init's open for writing complete; the init
+/// writes one byte, and its end of the fifo is close-on-exec, so end-of-file means that the
+/// program has been executed (or that the init has ended). Anything the init writes after
+/// the byte is the error that stopped it (a startContainer hook, the execve). The fifo is
+/// removed then: `state` says `created` while the startContainer hooks run (the status they
+/// are given), `running` once the program has been executed.
 fn release_fifo(dir: &StateDir, rec: &Record) -> Result<()> {
     use nix::fcntl::{open, OFlag};
     let path = dir.fifo();
