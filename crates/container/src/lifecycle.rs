@@ -7,7 +7,6 @@ use crate::error::{Error, Result};
 use crate::state::{Record, State, StateDir, Status};
 use crate::{hooks, wait, CreateOptions, Runtime};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
 
 impl Runtime {
@@ -118,10 +117,7 @@ impl Runtime {
         // container's program (task work after execve: ~75 µs). Holding the init's executable
         // across the exec moves the teardown here, after the program runs. Nothing depends
         // on it: an init that is not sealed (a read-only install) is the host binary.
-        let _sealed_view = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_PATH)
-            .open(format!("/proc/{}/exe", rec.pid));
+        let _sealed_view = hold_exe(rec.pid);
         release_fifo(&dir, &rec)?;
         run_poststart(&rec);
         Ok(())
@@ -333,6 +329,21 @@ fn run_poststart(rec: &Record) {
             .unwrap_or_default();
         run_hooks_warn(hooks::HookKind::Poststart, h.poststart().as_ref(), &st);
     }
+}
+
+/// An O_PATH descriptor of `pid`'s executable, if it can be had (see `Runtime::start`).
+/// Not std's `OpenOptions::custom_flags(O_PATH)`: std drops O_PATH from custom flags and
+/// opens the file for reading (seen with strace), which opens the overlay's real file too.
+fn hold_exe(pid: i32) -> Option<OwnedFd> {
+    let path = format!("/proc/{pid}/exe");
+    let fd = nix::fcntl::open(
+        path.as_str(),
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ok()?;
+    // SAFETY: a fresh descriptor from open(), owned by nothing else.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Release a created container's init through exec.fifo and wait until its user program
