@@ -132,8 +132,39 @@ impl Channel {
         Ok(self.recv_full()?.map(|(m, _, fds)| (m, fds)))
     }
 
+    /// The length of the next message, without taking it (0: the peer closed its end). Waits
+    /// for one.
+    fn next_len(&self) -> Result<usize> {
+        loop {
+            // SAFETY: recv(2) into no buffer: MSG_PEEK takes nothing off the socket, and
+            // MSG_TRUNC makes it return the packet's whole length. Descriptors sent with the
+            // packet stay queued (no control buffer).
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    0,
+                    libc::MSG_PEEK | libc::MSG_TRUNC,
+                )
+            };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            match nix::errno::Errno::last() {
+                nix::errno::Errno::EINTR => continue,
+                e => return Err(Error::sys("recv from peer", e)),
+            }
+        }
+    }
+
     fn recv_full(&self) -> Result<Option<Received>> {
-        let mut buf = vec![0u8; 64 * 1024];
+        // A buffer of the message's own size (not a fixed large one): in a freshly forked
+        // init every page written is a copy-on-write fault.
+        let len = self.next_len()?;
+        if len == 0 {
+            return Ok(None);
+        }
+        let mut buf = vec![0u8; len];
         let mut cbuf = nix::cmsg_space!(UnixCredentials, [RawFd; MAX_FDS]);
         let mut fds = Vec::new();
         let (n, pid) = loop {

@@ -155,11 +155,26 @@ impl<T: Send + 'static> Helper<T> {
     }
 
     fn wait(&mut self) {
-        if !self.joined {
-            // SAFETY: a thread we started and have not joined yet.
-            unsafe { libc::pthread_join(self.thread, std::ptr::null_mut()) };
-            self.joined = true;
+        if self.joined {
+            return;
         }
+        // The helper's work is short (its caller waits for it with nothing else to do): spin,
+        // a bounded while, instead of sleeping in pthread_join. A sleeping caller's CPU goes
+        // idle, and waking an idle virtual CPU costs more than the rest of the wait (measured
+        // 85 µs from the helper's last step to the caller's next, in a 2-CPU VM).
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(2);
+        while std::time::Instant::now() < until {
+            // SAFETY: a thread we started and have not joined yet; on success it is joined
+            // (and must not be joined again).
+            if unsafe { libc::pthread_tryjoin_np(self.thread, std::ptr::null_mut()) } == 0 {
+                self.joined = true;
+                return;
+            }
+            std::hint::spin_loop();
+        }
+        // SAFETY: a thread we started and have not joined yet.
+        unsafe { libc::pthread_join(self.thread, std::ptr::null_mut()) };
+        self.joined = true;
     }
 }
 
