@@ -88,13 +88,10 @@ pub(crate) fn create(
     seal_runtime: bool,
 ) -> Result<Created> {
     crate::util::trace("create: start");
-    // CVE-2019-5736 (selfexe.rs): whatever this process forks into the container must run
-    // from a sealed view of the binary. A helper thread makes the view while this one parses
-    // the bundle (see `Ahead`).
-    let want_view = rt.seal && !selfexe::is_sealed();
-    let mut ahead = want_view
-        .then(|| Ahead::start(Some(rt.root.clone())))
-        .transpose()?;
+    // A new network namespace is the costliest part of the clone. A helper thread on the
+    // other CPU makes it while this one parses the bundle, makes the sealed view and the
+    // cgroups (see `Ahead`), and the init enters it first thing (netns_ahead.rs).
+    let mut ahead = Some(Ahead::start(o.bundle.join("config.json"))?);
     let Bundle {
         dir: bundle,
         spec,
@@ -108,14 +105,21 @@ pub(crate) fn create(
     let ns = NsPlan::from_spec(&spec)?;
     crate::util::trace("create: bundle loaded");
     let single = ns.single_clone();
-    // A new network namespace is the costliest part of the clone. Without a user namespace
-    // to own it, a helper thread on the other CPU makes it while this one makes the cgroups
-    // (cpu_helper.rs), and the init enters it first thing (netns_ahead.rs). With a user
-    // namespace the init's own clone creates it, so that namespace owns it.
+    // The network namespace made aside is used without a user namespace to own it (with one
+    // the init's own clone creates it, so that namespace owns it): the helper's rules
+    // (netns_ahead::wants_netns), here over the full parse. Should the two disagree (the file
+    // changed in between), the clone makes the namespace, or the helper's is dropped.
     let net_ahead = single
         && !ns.new_user()
         && ns.user_join.is_none()
         && ns.new.contains(CloneFlags::CLONE_NEWNET);
+    // CVE-2019-5736 (selfexe.rs): whatever this process forks into the container must run
+    // from a sealed view of the binary, made now (while the helper makes the network
+    // namespace).
+    let want_view = rt.seal && !selfexe::is_sealed();
+    let mut view = want_view
+        .then(|| selfexe::sealed_view(&rt.root))
+        .transpose()?;
     // The init switches to the view first thing (init.rs), with a plan made here before the
     // clone: a fork has no page of the binary mapped yet, so its switch costs a few system
     // calls. This process itself stays as it is, like runc's (only `runc init` runs from a
@@ -126,14 +130,15 @@ pub(crate) fn create(
     // view, nothing was made yet).
     let seal_runtime =
         seal_runtime || selfexe::early_only() || (!ns.new_pid() && ns.pid_join.is_none());
-    let seal_init = ahead.is_some() && !seal_runtime;
+    let seal_init = view.is_some() && !seal_runtime;
     if seal_runtime {
-        if let Some((Some(view), _)) = ahead.take().map(|a| a.finish(false)) {
-            selfexe::seal_now_with(view?)?;
+        if let Some(view) = view.take() {
+            // No other thread may run while this process remaps itself: the helper ends
+            // first (its namespace is kept).
+            let net = ahead.take().map(|a| a.finish());
+            selfexe::seal_now_with(view)?;
+            ahead = net.map(Ahead::Done);
         }
-    }
-    if let Some(a) = ahead.as_mut() {
-        a.go_on(net_ahead);
     }
     let dir = StateDir::create(&rt.root, &o.id)?;
     let lock = dir.lock()?;
@@ -145,12 +150,6 @@ pub(crate) fn create(
         pids: Vec::new(),
         armed: true,
     };
-    // Without a view to make, the helper makes only the network namespace.
-    if net_ahead && ahead.is_none() {
-        let mut a = Ahead::start(None)?;
-        a.go_on(true);
-        ahead = Some(a);
-    }
     // Console: the pty master goes to --console-socket.
     let mut proxy = None;
     let console = match (&o.console_socket, terminal) {
@@ -253,10 +252,10 @@ pub(crate) fn create(
     } else {
         cgroup.self_attach()?
     };
-    // The init's sealing plan (it inherits this process's mappings), made while the helper
-    // works; then, while the network namespace is still being made, the v1 hierarchies (the
-    // rest follows after the clone). Then wait for the helper: no other thread may run at
-    // the clone (the child is a copy of this one thread, and must find no lock held).
+    // The init's sealing plan (it inherits this process's mappings); then, while the network
+    // namespace is still being made, the v1 hierarchies (the rest follows after the clone).
+    // Then wait for the helper: no other thread may run at the clone (the child is a copy of
+    // this one thread, and must find no lock held).
     let seal_plan = seal_init.then(selfexe::SealPlan::new).transpose()?;
     let signals_to_reset = util::signals_to_reset();
     let mut v1_made = 0;
@@ -264,9 +263,17 @@ pub(crate) fn create(
         v1_made = cgroup.create_v1_while(&|| ahead.as_ref().is_some_and(|a| !a.is_finished()))?;
     }
     crate::util::trace("create: v1 dirs made ahead");
-    let (view, net) = ahead.map_or((None, None), |a| a.finish(net_ahead));
-    let seal_view = view.transpose()?;
-    let netns = net.transpose()?;
+    let seal_view = view;
+    let netns = match ahead.map(|a| a.finish()) {
+        Some(Some(made)) if net_ahead => Some(made?),
+        _ => {
+            if net_ahead {
+                // The helper read the file otherwise: the clone makes the namespace.
+                flags |= CloneFlags::CLONE_NEWNET;
+            }
+            None
+        }
+    };
     crate::util::trace("create: helper done");
     let forked = clone3(
         flags.bits() as u64,
@@ -460,54 +467,44 @@ pub(crate) fn create(
     })
 }
 
-/// The helper thread of a create (cpu_helper.rs): it makes the sealed view of the binary
-/// (if asked) while the runtime parses the bundle, then, once told the spec wants one, the
-/// new network namespace while the runtime makes the cgroups.
-struct Ahead {
-    // Declared first, so dropped first: on an early return the helper stops waiting for
-    // word before it is joined (Helper's drop).
-    go_net: Option<std::sync::mpsc::Sender<bool>>,
-    helper: Helper<AheadOut>,
+/// The helper thread of a create (cpu_helper.rs): it reads from config.json whether the
+/// runtime will want a network namespace made aside and, if so, makes it, while the runtime
+/// parses the bundle, makes the sealed view and the cgroups (netns_ahead.rs).
+enum Ahead {
+    Running(Helper<AheadOut>),
+    /// Ended early (before this process sealed itself in place), with its result.
+    Done(AheadOut),
 }
 
-/// The view and the network namespace, each if asked for.
-type AheadOut = (Option<Result<OwnedFd>>, Option<Result<OwnedFd>>);
+/// The network namespace, if the helper made one (or failed to).
+type AheadOut = Option<Result<OwnedFd>>;
 
 impl Ahead {
-    /// `view_scratch`: make the sealed view, with this scratch directory (selfexe.rs).
-    fn start(view_scratch: Option<std::path::PathBuf>) -> Result<Self> {
-        let (tx, rx) = std::sync::mpsc::channel::<bool>();
-        let helper = Helper::spawn(move || {
+    fn start(config: std::path::PathBuf) -> Result<Self> {
+        Helper::spawn(move || {
             crate::util::trace("helper: running");
-            let view = view_scratch.map(|s| selfexe::sealed_view(&s));
-            let go = rx.recv().unwrap_or(false);
-            crate::util::trace("helper: told");
-            let net = go.then(netns_ahead::new_netns);
+            let want = std::fs::read(&config).is_ok_and(|d| netns_ahead::wants_netns(&d));
+            let net = want.then(netns_ahead::new_netns);
             crate::util::trace("helper: done");
-            (view, net)
-        })?;
-        Ok(Ahead {
-            go_net: Some(tx),
-            helper,
+            net
         })
-    }
-
-    /// Tell the helper whether to make the network namespace after the view.
-    fn go_on(&mut self, net: bool) {
-        if let Some(tx) = self.go_net.take() {
-            let _ = tx.send(net);
-        }
+        .map(Ahead::Running)
     }
 
     /// Whether the helper is done (it may still be ending).
     fn is_finished(&self) -> bool {
-        self.helper.is_finished()
+        match self {
+            Ahead::Running(h) => h.is_finished(),
+            Ahead::Done(_) => true,
+        }
     }
 
-    /// Wait for the helper (telling it `net` if not told yet); its results.
-    fn finish(mut self, net: bool) -> AheadOut {
-        self.go_on(net);
-        self.helper.join()
+    /// Wait for the helper; its result.
+    fn finish(self) -> AheadOut {
+        match self {
+            Ahead::Running(h) => h.join(),
+            Ahead::Done(out) => out,
+        }
     }
 }
 

@@ -1,15 +1,51 @@
 //! A new network namespace, made by a helper thread on the other CPU while the runtime
-//! prepares the init's clone (cgroups), instead of by the clone itself.
+//! parses the bundle and prepares the init's clone, instead of by the clone itself.
 //!
 //! Creating a network namespace is the costliest part of starting a container's namespaces
-//! (~0.3 ms here: the loopback device, sysctl tables, every subsystem's per-namespace
+//! (~0.3-0.6 ms here: the loopback device, sysctl tables, every subsystem's per-namespace
 //! state), and it is pure kernel work that needs nothing from the clone. Without a user
 //! namespace to own it, a thread can make it, keep a descriptor of it, and the init enters
 //! it with `setns` before anything that depends on it (init.rs). The thread must have ended
 //! before the clone (see cpu_helper.rs).
+//!
+//! The helper starts before the runtime has parsed config.json, so it first reads the one
+//! thing it needs from the file itself ([`wants_netns`]); the runtime's own parse decides
+//! whether the namespace is used (create.rs).
 
 use crate::error::{Error, Result};
+use serde::Deserialize;
 use std::os::fd::{FromRawFd, OwnedFd};
+
+/// Only what decides the helper's work: `linux.namespaces` (every other field is skipped).
+#[derive(Deserialize)]
+struct Config {
+    linux: Option<Linux>,
+}
+
+#[derive(Deserialize)]
+struct Linux {
+    namespaces: Option<Vec<Namespace>>,
+}
+
+#[derive(Deserialize)]
+struct Namespace {
+    #[serde(rename = "type")]
+    typ: String,
+    path: Option<String>,
+}
+
+/// Whether the runtime will want a network namespace made aside for the config.json text
+/// `data`: a new network namespace, and neither a user namespace (which must own it) nor a
+/// new time namespace (which needs the staged clone). The runtime's `net_ahead` in
+/// create.rs, from the same rules over its full parse; false for what does not parse.
+pub(crate) fn wants_netns(data: &[u8]) -> bool {
+    let Ok(c) = serde_json::from_slice::<Config>(data) else {
+        return false;
+    };
+    let ns = c.linux.and_then(|l| l.namespaces).unwrap_or_default();
+    let new = |t: &str| ns.iter().any(|n| n.typ == t && n.path.is_none());
+    new("network") && !ns.iter().any(|n| n.typ == "user") && !new("time")
+}
 
 /// Move the calling thread into a new network namespace and return a descriptor of it. Meant
 /// for a helper thread that ends right after (CLONE_NEWNET does not need a single-threaded
@@ -31,6 +67,28 @@ pub(crate) fn new_netns() -> Result<OwnedFd> {
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn wants_a_netns_only_for_a_new_one_without_user_or_new_time_namespaces() {
+        let cfg = |ns: &str| format!(r#"{{"ociVersion":"1.0.2","linux":{{"namespaces":[{ns}]}}}}"#);
+        let net = r#"{"type":"network"}"#;
+        assert!(wants_netns(cfg(net).as_bytes()));
+        assert!(wants_netns(
+            cfg(&format!(r#"{{"type":"pid"}},{net},{{"type":"mount"}}"#)).as_bytes()
+        ));
+        assert!(!wants_netns(cfg(r#"{"type":"network","path":"/run/netns/x"}"#).as_bytes()));
+        assert!(!wants_netns(cfg(&format!(r#"{net},{{"type":"user"}}"#)).as_bytes()));
+        assert!(!wants_netns(
+            cfg(&format!(r#"{net},{{"type":"user","path":"/proc/1/ns/user"}}"#)).as_bytes()
+        ));
+        assert!(!wants_netns(cfg(&format!(r#"{net},{{"type":"time"}}"#)).as_bytes()));
+        assert!(wants_netns(
+            cfg(&format!(r#"{net},{{"type":"time","path":"/proc/1/ns/time"}}"#)).as_bytes()
+        ));
+        assert!(!wants_netns(cfg(r#"{"type":"pid"}"#).as_bytes()));
+        assert!(!wants_netns(br#"{"ociVersion":"1.0.2"}"#));
+        assert!(!wants_netns(b"{not json"));
+    }
 
     /// As root: the thread's namespace is a new one, and the caller's is untouched.
     #[test]
