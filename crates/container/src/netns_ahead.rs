@@ -76,14 +76,26 @@ mod tests {
         assert!(wants_netns(
             cfg(&format!(r#"{{"type":"pid"}},{net},{{"type":"mount"}}"#)).as_bytes()
         ));
-        assert!(!wants_netns(cfg(r#"{"type":"network","path":"/run/netns/x"}"#).as_bytes()));
-        assert!(!wants_netns(cfg(&format!(r#"{net},{{"type":"user"}}"#)).as_bytes()));
         assert!(!wants_netns(
-            cfg(&format!(r#"{net},{{"type":"user","path":"/proc/1/ns/user"}}"#)).as_bytes()
+            cfg(r#"{"type":"network","path":"/run/netns/x"}"#).as_bytes()
         ));
-        assert!(!wants_netns(cfg(&format!(r#"{net},{{"type":"time"}}"#)).as_bytes()));
+        assert!(!wants_netns(
+            cfg(&format!(r#"{net},{{"type":"user"}}"#)).as_bytes()
+        ));
+        assert!(!wants_netns(
+            cfg(&format!(
+                r#"{net},{{"type":"user","path":"/proc/1/ns/user"}}"#
+            ))
+            .as_bytes()
+        ));
+        assert!(!wants_netns(
+            cfg(&format!(r#"{net},{{"type":"time"}}"#)).as_bytes()
+        ));
         assert!(wants_netns(
-            cfg(&format!(r#"{net},{{"type":"time","path":"/proc/1/ns/time"}}"#)).as_bytes()
+            cfg(&format!(
+                r#"{net},{{"type":"time","path":"/proc/1/ns/time"}}"#
+            ))
+            .as_bytes()
         ));
         assert!(!wants_netns(cfg(r#"{"type":"pid"}"#).as_bytes()));
         assert!(!wants_netns(br#"{"ociVersion":"1.0.2"}"#));
