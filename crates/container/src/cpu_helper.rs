@@ -26,7 +26,26 @@ pub(crate) struct Helper<T: Send + 'static> {
     thread: libc::pthread_t,
     slot: *mut Slot<T>,
     joined: bool,
+    /// The thread runs on [`SHARED_STACK`] (given back once it is joined).
+    shared_stack: bool,
 }
+
+const STACK_SIZE: usize = 256 * 1024;
+
+/// The stack of one helper at a time (the usual case: one per `create`), in .bss: no mmap of
+/// a stack when the thread starts and, above all, no munmap when it is joined, which is a
+/// TLB shootdown of the other CPU right before the clone (libc frees a stack it allocated in
+/// pthread_join). A second helper at the same time (test binaries, the pod supervisor) gets
+/// a stack of its own from libc. Pages are touched only as deep as the thread goes.
+#[repr(C, align(4096))]
+struct SharedStack(std::cell::UnsafeCell<[u8; STACK_SIZE]>);
+
+// SAFETY: the buffer is only handed out to one thread at a time (STACK_TAKEN), never read or
+// written through this static.
+unsafe impl Sync for SharedStack {}
+
+static SHARED_STACK: SharedStack = SharedStack(std::cell::UnsafeCell::new([0; STACK_SIZE]));
+static STACK_TAKEN: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn trampoline<T>(arg: *mut libc::c_void) -> *mut libc::c_void {
     let slot = arg as *mut Slot<T>;
@@ -71,12 +90,25 @@ impl<T: Send + 'static> Helper<T> {
         }));
         // SAFETY: a zeroed pthread_attr_t is initialised by pthread_attr_init before use and
         // destroyed right after pthread_create; `slot` stays valid until the thread is joined.
+        // The shared stack is this thread's alone (STACK_TAKEN) until it is joined: a joined
+        // thread runs no more.
         let r = unsafe {
             let mut attr: libc::pthread_attr_t = std::mem::zeroed();
             let mut r = libc::pthread_attr_init(&mut attr);
             let mut thread: libc::pthread_t = std::mem::zeroed();
+            let shared = STACK_TAKEN
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
             if r == 0 {
-                libc::pthread_attr_setstacksize(&mut attr, 256 * 1024);
+                if shared {
+                    libc::pthread_attr_setstack(
+                        &mut attr,
+                        SHARED_STACK.0.get() as *mut libc::c_void,
+                        STACK_SIZE,
+                    );
+                } else {
+                    libc::pthread_attr_setstacksize(&mut attr, STACK_SIZE);
+                }
                 let cpus = other_cpus();
                 #[cfg(target_env = "gnu")]
                 if let Some(set) = &cpus {
@@ -119,15 +151,19 @@ impl<T: Send + 'static> Helper<T> {
                 }
                 libc::pthread_attr_destroy(&mut attr);
             }
-            (r, thread)
+            if r != 0 && shared {
+                STACK_TAKEN.store(false, Ordering::Release);
+            }
+            (r, thread, shared)
         };
         match r {
-            (0, thread) => Ok(Helper {
+            (0, thread, shared_stack) => Ok(Helper {
                 thread,
                 slot,
                 joined: false,
+                shared_stack,
             }),
-            (e, _) => {
+            (e, _, _) => {
                 // SAFETY: no thread was started, so the slot is still ours alone.
                 drop(unsafe { Box::from_raw(slot) });
                 Err(Error::sys(
@@ -167,14 +203,22 @@ impl<T: Send + 'static> Helper<T> {
             // SAFETY: a thread we started and have not joined yet; on success it is joined
             // (and must not be joined again).
             if unsafe { libc::pthread_tryjoin_np(self.thread, std::ptr::null_mut()) } == 0 {
-                self.joined = true;
+                self.joined();
                 return;
             }
             std::hint::spin_loop();
         }
         // SAFETY: a thread we started and have not joined yet.
         unsafe { libc::pthread_join(self.thread, std::ptr::null_mut()) };
+        self.joined();
+    }
+
+    /// The thread has ended: its stack is free again.
+    fn joined(&mut self) {
         self.joined = true;
+        if self.shared_stack {
+            STACK_TAKEN.store(false, Ordering::Release);
+        }
     }
 }
 
@@ -214,6 +258,26 @@ mod tests {
     fn runs_the_work_and_returns_its_result() {
         let h = Helper::spawn(|| 6 * 7).unwrap();
         assert_eq!(h.join(), 42);
+    }
+
+    /// One helper runs on the shared stack, one beside it on a stack of libc's; both work,
+    /// and (when nothing else holds it) the shared one is used again afterwards.
+    #[test]
+    fn helpers_at_the_same_time_each_have_a_stack() {
+        let on_shared = || {
+            let x = 0u8;
+            let at = &x as *const u8 as usize;
+            let base = SHARED_STACK.0.get() as usize;
+            (base..base + STACK_SIZE).contains(&at)
+        };
+        let a = Helper::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            on_shared()
+        })
+        .unwrap();
+        let b = Helper::spawn(on_shared).unwrap();
+        let (a, b) = (a.join(), b.join());
+        assert!(!(a && b), "two threads on one stack");
     }
 
     #[test]
