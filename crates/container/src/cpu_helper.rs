@@ -260,8 +260,8 @@ mod tests {
         assert_eq!(h.join(), 42);
     }
 
-    /// One helper runs on the shared stack, one beside it on a stack of libc's; both work,
-    /// and (when nothing else holds it) the shared one is used again afterwards.
+    /// Two helpers at once never share the stack in .bss (one of them, or neither when a
+    /// concurrent test holds it, runs on it), and both work.
     #[test]
     fn helpers_at_the_same_time_each_have_a_stack() {
         let on_shared = || {
