@@ -135,24 +135,16 @@ impl Channel {
     /// The length of the next message, without taking it (0: the peer closed its end). Waits
     /// for one.
     fn next_len(&self) -> Result<usize> {
+        // MSG_PEEK takes nothing off the socket, and MSG_TRUNC makes recv return the packet's
+        // whole length. Descriptors sent with the packet stay queued (no control buffer).
         loop {
-            // SAFETY: recv(2) into no buffer: MSG_PEEK takes nothing off the socket, and
-            // MSG_TRUNC makes it return the packet's whole length. Descriptors sent with the
-            // packet stay queued (no control buffer).
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    std::ptr::null_mut(),
-                    0,
-                    libc::MSG_PEEK | libc::MSG_TRUNC,
-                )
-            };
-            if n >= 0 {
-                return Ok(n as usize);
-            }
-            match nix::errno::Errno::last() {
-                nix::errno::Errno::EINTR => continue,
-                e => return Err(Error::sys("recv from peer", e)),
+            match socket::recv(
+                self.fd.as_raw_fd(),
+                &mut [],
+                MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC,
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => return r.map_err(|e| Error::sys("recv from peer", e)),
             }
         }
     }

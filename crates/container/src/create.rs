@@ -114,13 +114,14 @@ pub(crate) fn create(
     crate::util::trace("create: bundle loaded");
     let single = ns.single_clone();
     // The network namespace made aside is used without a user namespace to own it (with one
-    // the init's own clone creates it, so that namespace owns it): the helper's rules
-    // (netns_ahead::wants_netns), here over the full parse. Should the two disagree (the file
-    // changed in between), the clone makes the namespace, or the helper's is dropped.
-    let net_ahead = single
-        && !ns.new_user()
-        && ns.user_join.is_none()
-        && ns.new.contains(CloneFlags::CLONE_NEWNET);
+    // the init's own clone creates it, so that namespace owns it): the helper's rule
+    // (netns_ahead::made_aside), here over the full parse. Should the two reads disagree (the
+    // file changed in between), the clone makes the namespace, or the helper's is dropped.
+    let net_ahead = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_deref())
+        .is_some_and(netns_ahead::made_aside);
     // The init switches to the view first thing (init.rs), with a plan made here before the
     // clone: a fork has no page of the binary mapped yet, so its switch costs a few system
     // calls. This process itself stays as it is, like runc's (only `runc init` runs from a

@@ -13,6 +13,7 @@
 //! whether the namespace is used (create.rs).
 
 use crate::error::{Error, Result};
+use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
 use serde::Deserialize;
 use std::os::fd::{FromRawFd, OwnedFd};
 
@@ -24,27 +25,24 @@ struct Config {
 
 #[derive(Deserialize)]
 struct Linux {
-    namespaces: Option<Vec<Namespace>>,
+    namespaces: Option<Vec<LinuxNamespace>>,
 }
 
-#[derive(Deserialize)]
-struct Namespace {
-    #[serde(rename = "type")]
-    typ: String,
-    path: Option<String>,
+/// Whether a network namespace is made aside for a spec's `linux.namespaces`: a new network
+/// namespace, and neither a user namespace (which must own it) nor a new time namespace
+/// (which needs the staged clone; see NsPlan::single_clone). The one rule for the helper
+/// (over its own read of config.json) and the runtime (over its full parse).
+pub(crate) fn made_aside(ns: &[LinuxNamespace]) -> bool {
+    let new = |t| ns.iter().any(|n| n.typ() == t && n.path().is_none());
+    new(LinuxNamespaceType::Network)
+        && !ns.iter().any(|n| n.typ() == LinuxNamespaceType::User)
+        && !new(LinuxNamespaceType::Time)
 }
 
-/// Whether the runtime will want a network namespace made aside for the config.json text
-/// `data`: a new network namespace, and neither a user namespace (which must own it) nor a
-/// new time namespace (which needs the staged clone). The runtime's `net_ahead` in
-/// create.rs, from the same rules over its full parse; false for what does not parse.
+/// [`made_aside`] for the config.json text `data`; false for what does not parse.
 pub(crate) fn wants_netns(data: &[u8]) -> bool {
-    let Ok(c) = serde_json::from_slice::<Config>(data) else {
-        return false;
-    };
-    let ns = c.linux.and_then(|l| l.namespaces).unwrap_or_default();
-    let new = |t: &str| ns.iter().any(|n| n.typ == t && n.path.is_none());
-    new("network") && !ns.iter().any(|n| n.typ == "user") && !new("time")
+    serde_json::from_slice::<Config>(data)
+        .is_ok_and(|c| made_aside(&c.linux.and_then(|l| l.namespaces).unwrap_or_default()))
 }
 
 /// Move the calling thread into a new network namespace and return a descriptor of it. Meant
