@@ -265,7 +265,6 @@ pub(crate) fn create(
         v1_made = cgroup.create_v1_while(&|| ahead.as_ref().is_some_and(|a| !a.is_finished()))?;
     }
     crate::util::trace("create: v1 dirs made ahead");
-    let seal_view = view;
     let netns = match ahead.map(|a| a.finish()) {
         Some(Some(made)) if net_ahead => Some(made?),
         _ => {
@@ -305,9 +304,7 @@ pub(crate) fn create(
                 attach: Some(&attach),
                 v1_later: v1_later.then_some(&cgroup),
                 netns: netns.as_ref().map(|f| f.as_raw_fd()),
-                seal: seal_plan
-                    .as_ref()
-                    .zip(seal_view.as_ref().map(|v| v.as_raw_fd())),
+                seal: seal_plan.as_ref().zip(view.as_ref().map(|v| v.as_raw_fd())),
                 cgroup_layout: Some(&layout),
                 signals_to_reset,
             })
@@ -458,7 +455,7 @@ pub(crate) fn create(
     cleanup.armed = false;
     drop(cleanup);
     Ok(Created {
-        seal_view,
+        seal_view: view,
         pid: init_pid,
         pidfd,
         chan: parent,
