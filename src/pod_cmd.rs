@@ -252,7 +252,8 @@ pub fn is_pod_invocation(args: &[String]) -> bool {
         }
         None
     };
-    let oci_exists = |id: &str| root.join(id).join("state.json").exists();
+    let oci_exists =
+        |id: &str| podrun_container::state::StateEntry::new(root, id).is_ok_and(|e| e.exists());
     let pod_exists = |name: &str| {
         podstate::pod_dir(root, &namespace, name)
             .join(files::POD)

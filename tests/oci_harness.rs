@@ -19,7 +19,8 @@ fn leftover_check_detects_each_kind_of_leak() {
         .status()
         .unwrap();
     assert!(st.success(), "mount tmpfs");
-    fs::create_dir_all(c.root.join(&c.id)).unwrap();
+    fs::create_dir_all(&c.root).unwrap();
+    fs::write(c.root.join(format!("{}:state.json", c.id)), "{}").unwrap();
     let left = c.leftovers();
     assert!(
         left.iter()
@@ -27,12 +28,9 @@ fn leftover_check_detects_each_kind_of_leak() {
         "{left:?}"
     );
     assert!(left.iter().any(|l| l.starts_with("mount left")), "{left:?}");
-    assert!(
-        left.iter().any(|l| l.starts_with("state dir left")),
-        "{left:?}"
-    );
+    assert!(left.iter().any(|l| l.starts_with("state left")), "{left:?}");
     // Let the guard clean up without failing this test, then verify it did.
-    fs::remove_dir_all(c.root.join(&c.id)).unwrap();
+    fs::remove_file(c.root.join(format!("{}:state.json", c.id))).unwrap();
     c.check_leftovers = false;
     let dir = c.dir.clone();
     drop(c);

@@ -82,7 +82,7 @@ fn run_propagates_exit_codes() {
         let o = c.run_sh(script);
         assert_eq!(code(&o.status), want, "run {script:?}: {}", describe(&o));
         // run deletes the container once it exits
-        assert!(!c.root.join(&c.id).exists(), "run left its state dir");
+        assert!(!c.root.join(&c.id).exists(), "run left its state");
     }
 }
 

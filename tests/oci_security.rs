@@ -427,7 +427,7 @@ fn init_that_cannot_seal_itself_falls_back_to_a_sealed_runtime() {
     assert_eq!(stdout(&o).trim(), "ran");
     assert!(err.contains("selfexe: sealed in place"), "{err}");
     assert!(!err.contains("init: sealed"), "{err}");
-    // Two attempts at create, one state directory, no cgroup left.
+    // Two attempts at create, one state entry, no cgroup left.
     assert_eq!(err.matches("create: start").count(), 2, "{err}");
     assert!(!c.root.join(&c.id).exists(), "state left behind");
 }

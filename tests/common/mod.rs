@@ -889,9 +889,13 @@ impl Ctr {
                 ));
             }
         }
-        let st = self.root.join(&self.id);
-        if st.exists() {
-            v.push(format!("state dir left: {}", st.display()));
+        // The container's names in --root: `<id>` (its lock file) and `<id>:...`.
+        let prefix = format!("{}:", self.id);
+        for ent in fs::read_dir(&self.root).into_iter().flatten().flatten() {
+            let name = ent.file_name().to_string_lossy().into_owned();
+            if name == self.id || name.starts_with(&prefix) {
+                v.push(format!("state left: {}", ent.path().display()));
+            }
         }
         v
     }

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::init::{child_main, InitArgs};
 use crate::namespaces::NsPlan;
 use crate::spec::{load_bundle, Bundle};
-use crate::state::{Record, StateDir, Status};
+use crate::state::{Record, StateEntry, Status};
 use crate::{hooks, util, CreateOptions, Runtime};
 use crate::{netns_ahead, selfexe};
 use nix::fcntl::Flock;
@@ -32,7 +32,7 @@ pub(crate) struct Created {
     pub pidfd: Option<OwnedFd>,
     pub chan: Channel,
     pub record: Record,
-    pub dir: StateDir,
+    pub dir: StateEntry,
     pub _lock: Flock<File>,
     pub proxy: Option<crate::tty::Proxy>,
     /// The sealed view of the binary the init switched to (see `create`): kept open until
@@ -42,7 +42,7 @@ pub(crate) struct Created {
 
 /// Undo what create did so far, unless disarmed.
 struct Cleanup<'a> {
-    dir: Option<&'a StateDir>,
+    dir: Option<&'a StateEntry>,
     cgroup: Option<podrun_cgroups::Cgroup>,
     pidfds: Vec<OwnedFd>,
     /// The processes this create made (child, init): the only ones it reaps.
@@ -142,8 +142,7 @@ pub(crate) fn create(
             ahead = net.map(Ahead::Done);
         }
     }
-    let dir = StateDir::create(&rt.root, &o.id)?;
-    let lock = dir.lock()?;
+    let (dir, lock) = StateEntry::create(&rt.root, &o.id)?;
     crate::util::trace("create: state dir locked");
     let mut cleanup = Cleanup {
         dir: Some(&dir),

@@ -4,7 +4,7 @@
 use crate::channel::Msg;
 use crate::create::{self, Mode};
 use crate::error::{Error, Result};
-use crate::state::{Record, State, StateDir, Status};
+use crate::state::{Record, State, StateEntry, Status};
 use crate::{hooks, wait, CreateOptions, Runtime};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -100,7 +100,7 @@ impl Runtime {
     }
 
     pub fn start(&self, id: &str) -> Result<()> {
-        let dir = StateDir::new(&self.root, id)?;
+        let dir = StateEntry::new(&self.root, id)?;
         let _l = dir.lock()?;
         let rec = dir.load()?;
         let st = rec.status(&dir);
@@ -124,32 +124,25 @@ impl Runtime {
     }
 
     pub fn state(&self, id: &str) -> Result<State> {
-        let dir = StateDir::new(&self.root, id)?;
+        let dir = StateEntry::new(&self.root, id)?;
         let rec = dir.load()?;
         Ok(rec.oci_state(rec.status(&dir)))
     }
 
     pub fn list(&self) -> Result<Vec<State>> {
         let mut out = Vec::new();
-        let rd = match std::fs::read_dir(&self.root) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(Error::io("read", &self.root, e)),
-        };
-        for ent in rd.flatten() {
-            let name = ent.file_name().to_string_lossy().into_owned();
-            if let Ok(dir) = StateDir::new(&self.root, &name) {
+        for id in crate::state::ids(&self.root)? {
+            if let Ok(dir) = StateEntry::new(&self.root, &id) {
                 if let Ok(rec) = dir.load() {
                     out.push(rec.oci_state(rec.status(&dir)));
                 }
             }
         }
-        out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
 
     pub fn kill(&self, id: &str, sig: i32, all: bool) -> Result<()> {
-        let dir = StateDir::new(&self.root, id)?;
+        let dir = StateEntry::new(&self.root, id)?;
         let rec = dir.load()?;
         let st = rec.status(&dir);
         if all {
@@ -176,7 +169,7 @@ impl Runtime {
     }
 
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
-        let dir = StateDir::new(&self.root, id)?;
+        let dir = StateEntry::new(&self.root, id)?;
         if !dir.path.exists() {
             return if force {
                 Ok(())
@@ -187,7 +180,7 @@ impl Runtime {
         let _l = dir.lock()?;
         let rec = match dir.load() {
             Ok(r) => r,
-            // A create that died half-way leaves a directory without state: remove it.
+            // A create that died half-way leaves a lock file without state: remove it.
             Err(Error::NotFound(_)) => {
                 dir.remove()?;
                 return if force {
@@ -222,7 +215,7 @@ impl Runtime {
 
     /// Remove what is left of a stopped container: processes in its cgroup, the cgroup,
     /// poststop hooks, the state directory.
-    pub(crate) fn destroy(&self, dir: &StateDir, rec: &Record) -> Result<()> {
+    pub(crate) fn destroy(&self, dir: &StateEntry, rec: &Record) -> Result<()> {
         if let Some(cg) = &rec.cgroup {
             cg.destroy()?;
         }
@@ -236,7 +229,7 @@ impl Runtime {
     }
 
     pub fn pids(&self, id: &str) -> Result<Vec<i32>> {
-        let dir = StateDir::new(&self.root, id)?;
+        let dir = StateEntry::new(&self.root, id)?;
         let rec = dir.load()?;
         match &rec.cgroup {
             Some(cg) => Ok(cg.pids()?),
@@ -294,8 +287,8 @@ impl Runtime {
         Ok(())
     }
 
-    pub(crate) fn load(&self, id: &str) -> Result<(StateDir, Record)> {
-        let dir = StateDir::new(&self.root, id)?;
+    pub(crate) fn load(&self, id: &str) -> Result<(StateEntry, Record)> {
+        let dir = StateEntry::new(&self.root, id)?;
         let rec = dir.load()?;
         Ok((dir, rec))
     }
@@ -353,7 +346,7 @@ fn hold_exe(pid: i32) -> Option<OwnedFd> {
 /// the byte is the error that stopped it (a startContainer hook, the execve). The fifo is
 /// removed then: `state` says `created` while the startContainer hooks run (the status they
 /// are given), `running` once the program has been executed.
-fn release_fifo(dir: &StateDir, rec: &Record) -> Result<()> {
+fn release_fifo(dir: &StateEntry, rec: &Record) -> Result<()> {
     use nix::fcntl::{open, OFlag};
     let path = dir.fifo();
     let raw = open(

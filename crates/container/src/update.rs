@@ -203,7 +203,7 @@ pub fn parse_ram(s: &str) -> std::result::Result<i64, String> {
 impl Runtime {
     /// Change a created, running or paused container's cgroup limits (see the module doc).
     pub fn update(&self, id: &str, req: &LinuxResources) -> Result<()> {
-        let dir = crate::state::StateDir::new(&self.root, id)?;
+        let dir = crate::state::StateEntry::new(&self.root, id)?;
         let _lock = dir.lock()?;
         let mut rec = dir.load()?;
         let status = rec.status(&dir);
