@@ -222,7 +222,8 @@ impl StateEntry {
         Ok((e, lock))
     }
 
-    /// `<root>/<id><sep><name>`: a file of this container's.
+    /// A file of this container's: `<root>/<id>:<name>` (`<root>/<id>/<name>` in the earlier
+    /// layout).
     fn file(&self, name: &str) -> PathBuf {
         if self.legacy {
             self.path.join(name)
