@@ -170,14 +170,11 @@ impl Runtime {
 
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
         let dir = StateEntry::new(&self.root, id)?;
-        if !dir.path.exists() {
-            return if force {
-                Ok(())
-            } else {
-                Err(Error::NotFound(id.into()))
-            };
-        }
-        let _l = dir.lock()?;
+        // Opening the lock file is the existence check (no stat before it).
+        let _l = match dir.lock() {
+            Err(Error::NotFound(_)) if force => return Ok(()),
+            l => l?,
+        };
         let rec = match dir.load() {
             Ok(r) => r,
             // A create that died half-way leaves a lock file without state: remove it.

@@ -187,14 +187,19 @@ pub struct StateEntry {
 impl StateEntry {
     pub fn new(root: &Path, id: &str) -> Result<Self> {
         validate_id(id)?;
-        let path = root.join(id);
-        let legacy = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
-        Ok(StateEntry {
-            path,
+        let mut e = Self::at(root, id);
+        e.legacy = std::fs::symlink_metadata(&e.path).is_ok_and(|m| m.is_dir());
+        Ok(e)
+    }
+
+    /// The entry of a valid `id` in the current layout.
+    fn at(root: &Path, id: &str) -> Self {
+        StateEntry {
+            path: root.join(id),
             root: root.to_path_buf(),
             id: id.to_string(),
-            legacy,
-        })
+            legacy: false,
+        }
     }
 
     /// Claim the id and take its lock: the lock file must not exist yet (that is how "id
@@ -202,12 +207,7 @@ impl StateEntry {
     pub fn create(root: &Path, id: &str) -> Result<(Self, Flock<File>)> {
         validate_id(id)?;
         std::fs::create_dir_all(root).map_err(|e| Error::io("create state root", root, e))?;
-        let e = StateEntry {
-            path: root.join(id),
-            root: root.to_path_buf(),
-            id: id.to_string(),
-            legacy: false,
-        };
+        let e = Self::at(root, id);
         let f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
